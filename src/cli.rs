@@ -1,0 +1,252 @@
+//! The command line: raw flags as argh parses them, validated once into a
+//! [`Config`], and [`run`], the only place that prints errors and picks exit
+//! codes (0 fine, 2 a problem the user must fix).
+
+use crate::config::{Config, ConfigError, NotifyTuning, Sink, WebhookUrl};
+use crate::registry::Availability;
+use crate::store;
+use argh::FromArgs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Environment variable holding the Slack webhook URL (the original's name).
+pub const WEBHOOK_ENV: &str = "PROCJON_SLACK_WEBHOOK";
+
+#[derive(FromArgs, Debug)]
+/// procjon watches services that ping it over mutual TLS and tells a Slack
+/// channel when they become available, go silent or change status. With no
+/// subcommand it serves.
+pub struct Args {
+    /// address to listen on for agents (default localhost:8080)
+    #[argh(option, short = 'e', default = "String::from(\"localhost:8080\")")]
+    pub endpoint: String,
+    /// CA certificate that agent certificates must chain to (default .certs/ca.pem)
+    #[argh(option, default = "PathBuf::from(\".certs/ca.pem\")")]
+    pub root_cert: PathBuf,
+    /// server certificate chain, PEM (default .certs/procjon.pem)
+    #[argh(option, short = 'c', default = "PathBuf::from(\".certs/procjon.pem\")")]
+    pub cert: PathBuf,
+    /// server private key, PEM (default .certs/procjon.key)
+    #[argh(option, short = 'k', default = "PathBuf::from(\".certs/procjon.key\")")]
+    pub key_cert: PathBuf,
+    /// log level: error, warn, info, debug or trace (default info; overrides RUST_LOG)
+    #[argh(option, short = 'l')]
+    pub log_level: Option<String>,
+    /// state file (default procjon-state.jsonl)
+    #[argh(option, default = "PathBuf::from(\"procjon-state.jsonl\")")]
+    pub state: PathBuf,
+    /// the Slack incoming webhook URL (default: $PROCJON_SLACK_WEBHOOK; with neither, notifications are printed to standard output)
+    #[argh(option)]
+    pub slack_webhook: Option<String>,
+    /// least seconds between two Slack posts (default 1, Slack's rate; 0 turns pacing off for tests and benchmarks)
+    #[argh(option, default = "1.0")]
+    pub slack_interval: f64,
+    /// seconds before the first retry of a failed post; doubles up to 300 (default 1)
+    #[argh(option, default = "1.0")]
+    pub slack_backoff: f64,
+    /// seconds one Slack post may take, connecting included (default 10)
+    #[argh(option, default = "10.0")]
+    pub slack_timeout: f64,
+    /// seconds a TLS handshake may take before the connection is dropped (default 5)
+    #[argh(option, default = "5.0")]
+    pub handshake_timeout: f64,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    /// what to do instead of serving
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+/// Subcommands.
+pub enum Command {
+    /// `check-state PATH`.
+    CheckState(CheckStateArgs),
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "check-state")]
+/// Validate a state file and print a summary (like nginx -t). Exit code 0 when
+/// procjon would start with it, 2 when not.
+pub struct CheckStateArgs {
+    /// the state file to check
+    #[argh(positional)]
+    pub path: PathBuf,
+}
+
+/// The version line printed by `--version`.
+pub fn version() -> String {
+    match option_env!("PROCJON_GIT_REVISION") {
+        Some(rev) if !rev.is_empty() => {
+            format!("procjon {} (git {rev})", env!("CARGO_PKG_VERSION"))
+        }
+        _ => format!("procjon {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Runs what the arguments ask for and returns the process exit code.
+pub fn run(args: Args) -> ExitCode {
+    if args.version {
+        println!("{}", version());
+        return ExitCode::SUCCESS;
+    }
+    let result = match &args.command {
+        Some(Command::CheckState(check)) => check_state(&check.path),
+        None => config(&args, std::env::var(WEBHOOK_ENV).ok()).and_then(crate::daemon::serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("procjon: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Validates the flags (and the webhook from the environment) into a [`Config`].
+pub fn config(args: &Args, webhook_env: Option<String>) -> Result<Config, ConfigError> {
+    let webhook = args
+        .slack_webhook
+        .clone()
+        .or(webhook_env)
+        .filter(|url| !url.trim().is_empty());
+    let sink = match webhook {
+        Some(url) => Sink::Slack(WebhookUrl::parse(&url)?),
+        None => Sink::Stdout,
+    };
+    let notify = NotifyTuning {
+        interval: seconds("--slack-interval", args.slack_interval, true)?,
+        backoff: seconds("--slack-backoff", args.slack_backoff, false)?,
+        timeout: seconds("--slack-timeout", args.slack_timeout, false)?,
+        ..NotifyTuning::default()
+    };
+    Ok(Config {
+        endpoint: args.endpoint.clone(),
+        root_cert: args.root_cert.clone(),
+        cert: args.cert.clone(),
+        key: args.key_cert.clone(),
+        state: args.state.clone(),
+        sink,
+        notify,
+        handshake_timeout: seconds("--handshake-timeout", args.handshake_timeout, false)?,
+    })
+}
+
+/// A flag's seconds as a duration: finite, not negative, at most a day; zero only when allowed.
+fn seconds(flag: &'static str, value: f64, zero_ok: bool) -> Result<Duration, ConfigError> {
+    let ok = (0.0..=86_400.0).contains(&value) && (zero_ok || value > 0.0);
+    if !ok {
+        let range = if zero_ok {
+            "0 to 86400"
+        } else {
+            "above 0 and at most 86400"
+        };
+        return Err(ConfigError::BadFlag {
+            flag,
+            reason: format!("{value} is not a usable number of seconds; give {range}"),
+        });
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// `procjon check-state PATH`: replays the file without changing it.
+fn check_state(path: &std::path::Path) -> Result<(), ConfigError> {
+    let replay = store::replay(path)?;
+    let state = &replay.state;
+    let mut counts = [0usize; 3];
+    for service in state.services.values() {
+        let availability = match &service.last {
+            None => Availability::Unknown,
+            Some(last) if last.available => Availability::Available,
+            Some(_) => Availability::NotAvailable,
+        };
+        counts[availability as usize] += 1;
+    }
+    println!(
+        "state file {} is valid: {} services ({} available, {} not available, {} unknown), \
+         {} notifications pending, {} lines (compacted: {})",
+        path.display(),
+        state.services.len(),
+        counts[Availability::Available as usize],
+        counts[Availability::NotAvailable as usize],
+        counts[Availability::Unknown as usize],
+        state.outbox.len(),
+        state.lines,
+        state.live_lines()
+    );
+    if let Some(line) = replay.torn_line {
+        println!(
+            "line {line} is incomplete (procjon stopped while writing it); procjon drops it at start-up"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::from_args(&["procjon"], args).unwrap()
+    }
+
+    #[test]
+    fn defaults_mirror_the_original() {
+        let args = parse(&[]);
+        let config = config(&args, None).unwrap();
+        assert_eq!(config.endpoint, "localhost:8080");
+        assert_eq!(config.root_cert, PathBuf::from(".certs/ca.pem"));
+        assert_eq!(config.cert, PathBuf::from(".certs/procjon.pem"));
+        assert_eq!(config.key, PathBuf::from(".certs/procjon.key"));
+        assert_eq!(config.state, PathBuf::from("procjon-state.jsonl"));
+        assert_eq!(config.sink, Sink::Stdout);
+        assert_eq!(config.notify.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn webhook_comes_from_flag_or_environment() {
+        let env = Some("https://env.example/x".to_string());
+        let from_env = config(&parse(&[]), env.clone()).unwrap();
+        assert!(matches!(from_env.sink, Sink::Slack(ref u) if u.host() == "env.example"));
+        let from_flag =
+            config(&parse(&["--slack-webhook", "https://flag.example/y"]), env).unwrap();
+        assert!(matches!(from_flag.sink, Sink::Slack(ref u) if u.host() == "flag.example"));
+        let empty = config(&parse(&[]), Some(String::new())).unwrap();
+        assert_eq!(empty.sink, Sink::Stdout);
+        assert!(config(&parse(&["--slack-webhook", "nope"]), None).is_err());
+    }
+
+    #[test]
+    fn refuses_unusable_seconds() {
+        assert!(config(&parse(&["--slack-interval", "0"]), None).is_ok());
+        for bad in [
+            ["--slack-interval", "-1"],
+            ["--slack-backoff", "0"],
+            ["--handshake-timeout", "NaN"],
+        ] {
+            let err = config(&parse(&bad), None).unwrap_err().to_string();
+            assert!(err.starts_with(bad[0]), "{err}");
+        }
+    }
+
+    #[test]
+    fn short_flags_work() {
+        let args = parse(&[
+            "-e",
+            "0.0.0.0:1",
+            "-c",
+            "a.pem",
+            "-k",
+            "a.key",
+            "-l",
+            "debug",
+        ]);
+        assert_eq!(args.endpoint, "0.0.0.0:1");
+        assert_eq!(args.cert, PathBuf::from("a.pem"));
+        assert_eq!(args.key_cert, PathBuf::from("a.key"));
+        assert_eq!(args.log_level.as_deref(), Some("debug"));
+    }
+}

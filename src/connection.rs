@@ -1,0 +1,252 @@
+//! One agent connection: the TLS handshake under a deadline, then the read
+//! loop that splits newline-delimited frames, hands each to the registry and
+//! answers every frame with exactly one line, in order. Runs on its own
+//! thread, spawned by the listener; shares only the registry and counters.
+
+use crate::frame::{ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, OK_LINE};
+use crate::registry::Registry;
+use crate::tls;
+use rustls::{ServerConfig, ServerConnection};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Daemon-wide connection counters, for status reporting.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections currently open (handshaking included).
+    pub open: AtomicU64,
+    /// Pings accepted.
+    pub pings: AtomicU64,
+    /// Frames refused, by code (see [`ConnectionStats::rejected`]).
+    rejected: [AtomicU64; REJECT_CODES.len()],
+}
+
+/// The codes counted in [`ConnectionStats`], in order.
+pub const REJECT_CODES: [ErrorCode; 7] = [
+    ErrorCode::BadFrame,
+    ErrorCode::BadService,
+    ErrorCode::NotRegistered,
+    ErrorCode::BadStatus,
+    ErrorCode::TooLarge,
+    ErrorCode::Busy,
+    ErrorCode::Internal,
+];
+
+impl ConnectionStats {
+    /// Frames refused with `code` so far.
+    pub fn rejected(&self, code: ErrorCode) -> u64 {
+        REJECT_CODES
+            .iter()
+            .position(|c| *c == code)
+            .map_or(0, |i| self.rejected[i].load(Ordering::Relaxed))
+    }
+
+    fn count_rejected(&self, code: ErrorCode) {
+        if let Some(i) = REJECT_CODES.iter().position(|c| *c == code) {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What every connection thread shares.
+pub struct Context {
+    /// TLS settings (client certificates required).
+    pub tls: Arc<ServerConfig>,
+    /// The service registry.
+    pub registry: Arc<Registry>,
+    /// Counters.
+    pub stats: Arc<ConnectionStats>,
+    /// Longest time a handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+/// How long a write of replies may block before the client is dropped (it
+/// stopped reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes read from TLS at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one accepted connection until it closes. Never panics on peer input.
+pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = match ServerConnection::new(ctx.tls.clone()) {
+        Ok(conn) => conn,
+        Err(err) => {
+            log::error!("{peer}: cannot start TLS: {err}");
+            return;
+        }
+    };
+    let mut sock = stream;
+    if let Err(err) = handshake(&mut conn, &mut sock, ctx.handshake_timeout) {
+        log::warn!("{peer}: TLS handshake failed: {err}");
+        return;
+    }
+    let identity = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| tls::certificate_identity(cert))
+        .unwrap_or_else(|| "?".into());
+    let who = format!("{peer} ({identity})");
+    log::debug!("{who}: connected");
+    let _ = sock.set_read_timeout(None);
+    let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+    match read_loop(&mut stream, &who, ctx) {
+        Ok(()) => log::debug!("{who}: closed"),
+        Err(err) => log::debug!("{who}: connection ended: {err}"),
+    }
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+}
+
+fn read_loop(stream: &mut impl ReadWrite, who: &str, ctx: &Context) -> io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        log::trace!("{who}: read {:?}", String::from_utf8_lossy(&chunk[..n]));
+        buf.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        let mut pings = 0;
+        let mut close = false;
+        while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
+            let mut line = &buf[start..start + i];
+            start += i + 1;
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            match handle(line, ctx) {
+                Ok(is_ping) => {
+                    pings += u64::from(is_ping);
+                    out.extend_from_slice(OK_LINE);
+                }
+                Err(err) => {
+                    log::warn!("{who}: refused frame: {err}");
+                    ctx.stats.count_rejected(err.code);
+                    out.extend_from_slice(&err.to_reply().encode());
+                    if err.code == ErrorCode::TooLarge {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+        }
+        buf.drain(..start);
+        if !close && buf.len() > MAX_FRAME_LEN {
+            let err = FrameError::new(
+                ErrorCode::TooLarge,
+                format!("line is over the {MAX_FRAME_LEN}-byte limit; closing the connection"),
+            );
+            log::warn!("{who}: refused frame: {err}");
+            ctx.stats.count_rejected(err.code);
+            out.extend_from_slice(&err.to_reply().encode());
+            close = true;
+        }
+        if pings > 0 {
+            ctx.stats.pings.fetch_add(pings, Ordering::Relaxed);
+        }
+        if !out.is_empty() {
+            stream.write_all(&out)?;
+            stream.flush()?;
+            out.clear();
+        }
+        if close {
+            return Ok(());
+        }
+        if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
+            buf.shrink_to(READ_CHUNK);
+        }
+    }
+}
+
+/// Applies one frame; `Ok(true)` for an accepted ping.
+fn handle(line: &[u8], ctx: &Context) -> Result<bool, FrameError> {
+    match ClientFrame::decode(line)? {
+        ClientFrame::Ping { service, status } => ctx.registry.ping(&service, status).map(|()| true),
+        ClientFrame::Register(registration) => {
+            log::debug!("register {:?}", registration);
+            ctx.registry.register(registration).map(|()| false)
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Drives the handshake to completion or fails once `timeout` has passed in
+/// total, however slowly the peer trickles bytes.
+fn handshake(
+    conn: &mut ServerConnection,
+    sock: &mut TcpStream,
+    timeout: Duration,
+) -> io::Result<()> {
+    let mut io = DeadlineIo {
+        sock,
+        deadline: Instant::now() + timeout,
+    };
+    while conn.is_handshaking() {
+        conn.complete_io(&mut io)?;
+    }
+    Ok(())
+}
+
+/// A socket whose reads and writes fail with `TimedOut` after a deadline.
+struct DeadlineIo<'a> {
+    sock: &'a mut TcpStream,
+    deadline: Instant,
+}
+
+impl DeadlineIo<'_> {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake deadline passed",
+            ))
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+impl Read for DeadlineIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.sock.set_read_timeout(Some(left))?;
+        self.sock.read(buf).map_err(timed_out)
+    }
+}
+
+impl Write for DeadlineIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.sock.set_write_timeout(Some(left))?;
+        self.sock.write(buf).map_err(timed_out)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+/// Socket timeouts surface as `WouldBlock` on Unix; call them what they are.
+fn timed_out(err: io::Error) -> io::Error {
+    if err.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, "handshake deadline passed")
+    } else {
+        err
+    }
+}

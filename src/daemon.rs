@@ -1,0 +1,97 @@
+//! Start-up: loads TLS, replays the state file, binds the port, starts the
+//! store writer, notifier and timer threads, then runs the accept loop. The
+//! wiring of who sends what to whom is described in the crate docs.
+
+use crate::config::{Config, ConfigError, Sink};
+use crate::connection::{ConnectionStats, Context};
+use crate::notifier::{Notifier, NotifyStats};
+use crate::registry::Registry;
+use crate::store::{self, StoreHealth, Writer};
+use crate::timer::TimerHandle;
+use crate::{listener, tls};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Runs the daemon. Returns only on a start-up error.
+pub fn serve(config: Config) -> Result<(), ConfigError> {
+    let tls = tls::server_config(&config.root_cert, &config.cert, &config.key)?;
+    let (state, file) = store::open(&config.state)?;
+    let listener = listener::bind(&config.endpoint)?;
+    let started = Instant::now();
+
+    match &config.sink {
+        Sink::Stdout => log::info!(
+            "no Slack webhook set (--slack-webhook or PROCJON_SLACK_WEBHOOK): printing notifications to standard output"
+        ),
+        Sink::Slack(url) => log::info!("posting notifications to Slack webhook {url}"),
+    }
+    log::info!(
+        "state file {}: {} services, {} notifications pending",
+        config.state.display(),
+        state.services.len(),
+        state.outbox.len()
+    );
+
+    let (store_tx, store_rx) = mpsc::channel();
+    let (notify_tx, notify_rx) = mpsc::channel();
+    let pending = state.outbox.values().cloned().collect();
+    let notifier = Notifier::new(
+        config.sink.clone(),
+        config.notify,
+        pending,
+        notify_rx,
+        store_tx.clone(),
+        Arc::new(NotifyStats::default()),
+    );
+    let timer = TimerHandle::new();
+    let registry = Arc::new(Registry::new(&state, store_tx, timer.clone(), started));
+    let writer = Writer::new(
+        file,
+        state,
+        store_rx,
+        notify_tx,
+        Arc::new(StoreHealth::default()),
+    );
+
+    spawn("notifier", move || notifier.run())?;
+    spawn("store", move || writer.run())?;
+    let expiring = registry.clone();
+    spawn("timer", move || {
+        timer.run(|service, generation, now| expiring.expire(service, generation, now))
+    })?;
+
+    let ctx = Arc::new(Context {
+        tls,
+        registry,
+        stats: Arc::new(ConnectionStats::default()),
+        handshake_timeout: config.handshake_timeout,
+    });
+    match listener.local_addr() {
+        Ok(addr) => log::info!("listening on {addr}"),
+        Err(_) => log::info!("listening on {}", config.endpoint),
+    }
+    listener::run(listener, ctx);
+    Ok(())
+}
+
+/// Starts one of the daemon's own threads. Should it ever panic, procjon
+/// can't do its job any more: it exits (code 70) so that the service manager
+/// restarts it, and the state file carries everything across.
+fn spawn(name: &'static str, body: impl FnOnce() + Send + 'static) -> Result<(), ConfigError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+                log::error!(
+                    "the {name} thread panicked (see above); exiting so that procjon is restarted"
+                );
+                std::process::exit(70);
+            }
+        })
+        .map(drop)
+        .map_err(|source| ConfigError::Thread {
+            name: name.to_string(),
+            source,
+        })
+}

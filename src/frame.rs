@@ -1,0 +1,453 @@
+//! Wire protocol v1: the frames agents send, the replies procjon sends, and
+//! their codec. Shared with the agent crate through the library so both ends
+//! agree byte for byte; see `docs/protocol.md` for the reference.
+//!
+//! Decoding is pure (no I/O, no locks) and is called by connection threads.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest frame, in bytes, not counting the terminating `\n`.
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+/// Longest service id, in characters.
+pub const MAX_SERVICE_LEN: usize = 128;
+/// Most status names one service may register.
+pub const MAX_STATUSES: usize = 256;
+/// Longest timeout a service may register: 7 days, in seconds.
+pub const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
+
+/// A frame sent by an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Define (or redefine) a service.
+    Register(Registration),
+    /// Report that a service is alive with the given status index.
+    Ping {
+        /// The service id.
+        service: String,
+        /// Index into the registered status names.
+        status: u64,
+    },
+}
+
+/// A service definition as registered by an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The service id, 1 to 128 characters from `[A-Za-z0-9._:@/-]`.
+    pub service: String,
+    /// Seconds without a ping after which the service is not available.
+    pub timeout_s: f64,
+    /// Human-readable status names, indexed by pings.
+    pub statuses: Vec<String>,
+}
+
+/// The reply to one client frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The frame was accepted (for a register: it is on disk).
+    Ok,
+    /// The frame was refused; nothing changed.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+/// Why a frame was refused. Later protocol revisions may add codes; agents
+/// should treat an unknown code like `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not JSON, wrong or missing fields, or an unknown type.
+    BadFrame,
+    /// The service id is empty, too long or has a forbidden character.
+    BadService,
+    /// A ping for a service that was never registered (or was removed).
+    NotRegistered,
+    /// A ping whose status index is out of range.
+    BadStatus,
+    /// A line longer than [`MAX_FRAME_LEN`]; the connection is closed.
+    TooLarge,
+    /// procjon is at a limit; try again later.
+    Busy,
+    /// procjon failed on its side (e.g. the state file could not be written).
+    Internal,
+    /// Any code this version does not know (sent by a newer procjon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::BadService => "bad_service",
+            ErrorCode::NotRegistered => "not_registered",
+            ErrorCode::BadStatus => "bad_status",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused frame: the code and message sent back to the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameError {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl FrameError {
+    /// A refusal with the given code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        FrameError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The reply frame carrying this error.
+    pub fn to_reply(&self) -> ServerFrame {
+        ServerFrame::Error {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// The fields any client frame may carry; validated into a [`ClientFrame`].
+#[derive(Deserialize)]
+struct RawFrame {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    service: Option<String>,
+    timeout_s: Option<f64>,
+    statuses: Option<Vec<String>>,
+    status: Option<u64>,
+}
+
+impl ClientFrame {
+    /// Decodes and validates one line (without its `\n`).
+    pub fn decode(line: &[u8]) -> Result<ClientFrame, FrameError> {
+        if line.len() > MAX_FRAME_LEN {
+            return Err(FrameError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "frame of {} bytes is over the {MAX_FRAME_LEN}-byte limit",
+                    line.len()
+                ),
+            ));
+        }
+        let raw: RawFrame = serde_json::from_slice(line)
+            .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid frame: {e}")))?;
+        let kind = raw
+            .kind
+            .ok_or_else(|| FrameError::new(ErrorCode::BadFrame, "missing field `type`"))?;
+        let service = raw
+            .service
+            .ok_or_else(|| FrameError::new(ErrorCode::BadFrame, "missing field `service`"))?;
+        match kind.as_str() {
+            "register" => {
+                let timeout_s = raw.timeout_s.ok_or_else(|| {
+                    FrameError::new(ErrorCode::BadFrame, "missing field `timeout_s`")
+                })?;
+                let statuses = raw.statuses.ok_or_else(|| {
+                    FrameError::new(ErrorCode::BadFrame, "missing field `statuses`")
+                })?;
+                let registration = Registration {
+                    service,
+                    timeout_s,
+                    statuses,
+                };
+                registration.validate()?;
+                Ok(ClientFrame::Register(registration))
+            }
+            "ping" => {
+                validate_service(&service)?;
+                let status = raw.status.ok_or_else(|| {
+                    FrameError::new(ErrorCode::BadFrame, "missing field `status`")
+                })?;
+                Ok(ClientFrame::Ping { service, status })
+            }
+            other => Err(FrameError::new(
+                ErrorCode::BadFrame,
+                format!("unknown frame type {other:?}; expected \"register\" or \"ping\""),
+            )),
+        }
+    }
+
+    /// Encodes the frame as one line ending in `\n`.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_line(self)
+    }
+}
+
+impl ServerFrame {
+    /// Encodes the reply as one line ending in `\n`.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_line(self)
+    }
+
+    /// Decodes one reply line (without its `\n`).
+    pub fn decode(line: &[u8]) -> Result<ServerFrame, FrameError> {
+        serde_json::from_slice(line)
+            .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid reply: {e}")))
+    }
+}
+
+/// The bytes of an `ok` reply, including its newline.
+pub const OK_LINE: &[u8] = b"{\"type\":\"ok\"}\n";
+
+fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs can't fail: no maps with non-string
+    // keys, no non-finite floats reach here (they are refused on decode).
+    let mut line = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    line.push(b'\n');
+    line
+}
+
+impl Registration {
+    /// Checks the limits of protocol v1; the error says which field is wrong.
+    pub fn validate(&self) -> Result<(), FrameError> {
+        validate_service(&self.service)?;
+        if !(self.timeout_s > 0.0 && self.timeout_s <= MAX_TIMEOUT_S) {
+            return Err(FrameError::new(
+                ErrorCode::BadFrame,
+                format!(
+                    "timeout_s {} is out of range; it must be above 0 and at most {MAX_TIMEOUT_S} (7 days)",
+                    self.timeout_s
+                ),
+            ));
+        }
+        if self.statuses.is_empty() || self.statuses.len() > MAX_STATUSES {
+            return Err(FrameError::new(
+                ErrorCode::BadFrame,
+                format!(
+                    "statuses has {} names; it must have 1 to {MAX_STATUSES}",
+                    self.statuses.len()
+                ),
+            ));
+        }
+        for (i, name) in self.statuses.iter().enumerate() {
+            if name.is_empty() {
+                return Err(FrameError::new(
+                    ErrorCode::BadFrame,
+                    format!("status name {i} is empty"),
+                ));
+            }
+            if name.chars().any(char::is_control) {
+                return Err(FrameError::new(
+                    ErrorCode::BadFrame,
+                    format!("status name {i} contains a control character (e.g. a newline)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The timeout as a [`std::time::Duration`].
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.timeout_s.clamp(0.0, MAX_TIMEOUT_S))
+    }
+}
+
+/// Checks that a service id has 1 to 128 characters from `[A-Za-z0-9._:@/-]`.
+pub fn validate_service(service: &str) -> Result<(), FrameError> {
+    if service.is_empty() {
+        return Err(FrameError::new(
+            ErrorCode::BadService,
+            "service id is empty",
+        ));
+    }
+    if let Some(bad) = service.chars().find(|c| !is_service_char(*c)) {
+        return Err(FrameError::new(
+            ErrorCode::BadService,
+            format!("service id has the character {bad:?}; allowed are A-Z a-z 0-9 . _ : @ / -"),
+        ));
+    }
+    if service.len() > MAX_SERVICE_LEN {
+        return Err(FrameError::new(
+            ErrorCode::BadService,
+            format!(
+                "service id has {} characters; at most {MAX_SERVICE_LEN} are allowed",
+                service.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn is_service_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '/' | '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &str) -> ErrorCode {
+        ClientFrame::decode(line.as_bytes()).unwrap_err().code
+    }
+
+    #[test]
+    fn decodes_register_and_ping() {
+        let frame = ClientFrame::decode(
+            br#"{"type":"register","service":"web-1","timeout_s":0.5,"statuses":["ok","degraded"],"extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Register(Registration {
+                service: "web-1".into(),
+                timeout_s: 0.5,
+                statuses: vec!["ok".into(), "degraded".into()],
+            })
+        );
+        let ping = ClientFrame::decode(br#"{"type":"ping","service":"a@b:c/d_e.f-g","status":3}"#)
+            .unwrap();
+        assert_eq!(
+            ping,
+            ClientFrame::Ping {
+                service: "a@b:c/d_e.f-g".into(),
+                status: 3
+            }
+        );
+    }
+
+    #[test]
+    fn round_trips_through_encode() {
+        let frames = [
+            ClientFrame::Ping {
+                service: "x".into(),
+                status: 1,
+            },
+            ClientFrame::Register(Registration {
+                service: "y".into(),
+                timeout_s: 10.0,
+                statuses: vec!["ok".into()],
+            }),
+        ];
+        for frame in frames {
+            let line = frame.encode();
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert_eq!(ClientFrame::decode(&line[..line.len() - 1]).unwrap(), frame);
+        }
+        assert_eq!(ServerFrame::Ok.encode(), OK_LINE);
+        let err = ServerFrame::Error {
+            code: ErrorCode::BadStatus,
+            message: "m".into(),
+        };
+        let line = err.encode();
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"type\":\"error\",\"code\":\"bad_status\",\"message\":\"m\"}\n"
+        );
+        assert_eq!(ServerFrame::decode(&line[..line.len() - 1]).unwrap(), err);
+    }
+
+    #[test]
+    fn unknown_reply_code_decodes_as_unknown() {
+        let reply =
+            ServerFrame::decode(br#"{"type":"error","code":"forbidden","message":"no"}"#).unwrap();
+        assert!(matches!(
+            reply,
+            ServerFrame::Error {
+                code: ErrorCode::Unknown,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_frames_with_their_codes() {
+        assert_eq!(code("garbage"), ErrorCode::BadFrame);
+        assert_eq!(code("{}"), ErrorCode::BadFrame);
+        assert_eq!(
+            code(r#"{"type":"hello","service":"x"}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","service":"x","status":-1}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","service":"x","status":"0"}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","service":"x"}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","service":"","status":0}"#),
+            ErrorCode::BadService
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","service":"a b","status":0}"#),
+            ErrorCode::BadService
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","service":"wеb","status":0}"#),
+            ErrorCode::BadService
+        );
+        let long = "a".repeat(129);
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"ping","service":"{long}","status":0}}"#
+            )),
+            ErrorCode::BadService
+        );
+        let ok = "a".repeat(128);
+        assert!(
+            ClientFrame::decode(
+                format!(r#"{{"type":"ping","service":"{ok}","status":0}}"#).as_bytes()
+            )
+            .is_ok()
+        );
+        for bad in [
+            r#"{"type":"register","service":"x","timeout_s":0,"statuses":["ok"]}"#,
+            r#"{"type":"register","service":"x","timeout_s":-1,"statuses":["ok"]}"#,
+            r#"{"type":"register","service":"x","timeout_s":604801,"statuses":["ok"]}"#,
+            r#"{"type":"register","service":"x","timeout_s":1e400,"statuses":["ok"]}"#,
+            r#"{"type":"register","service":"x","timeout_s":10,"statuses":[]}"#,
+            r#"{"type":"register","service":"x","timeout_s":10,"statuses":["ok",""]}"#,
+            r#"{"type":"register","service":"x","timeout_s":10,"statuses":["a\nb"]}"#,
+            r#"{"type":"register","service":"x","timeout_s":"10","statuses":["ok"]}"#,
+        ] {
+            assert_eq!(code(bad), ErrorCode::BadFrame, "{bad}");
+        }
+        let many: Vec<String> = (0..257).map(|i| format!("s{i}")).collect();
+        let line =
+            serde_json::json!({"type":"register","service":"x","timeout_s":1,"statuses":many})
+                .to_string();
+        assert_eq!(code(&line), ErrorCode::BadFrame);
+        assert_eq!(code(&"x".repeat(MAX_FRAME_LEN + 1)), ErrorCode::TooLarge);
+        assert_eq!(code("\u{0}\u{ff}"), ErrorCode::BadFrame);
+        let nested = "[".repeat(10_000);
+        assert_eq!(code(&nested), ErrorCode::BadFrame);
+    }
+}

@@ -1,0 +1,253 @@
+//! The notifier thread: delivers announcements to Slack (or standard output)
+//! in the order they happened, never blocking anyone else.
+//!
+//! It receives announcements from the store writer once they are on disk,
+//! keeps them in a queue, posts at most one message per `interval` (Slack
+//! accepts about one per second per webhook), sends everything pending in one
+//! post (one event per line, up to [`MAX_POST_CHARS`]), retries network
+//! errors, 5xx and 429 with exponential backoff honouring `Retry-After`, keeps
+//! events queued on other 4xx, and tells the store which ones were delivered.
+
+use crate::config::{NotifyTuning, Sink, WebhookUrl};
+use crate::store::{Announcement, StoreCmd};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// Most characters of text in one post (Slack allows far more; short posts read better).
+pub const MAX_POST_CHARS: usize = 3500;
+
+/// Counters for status reporting, updated by the notifier thread.
+#[derive(Debug, Default)]
+pub struct NotifyStats {
+    /// Announcements delivered.
+    pub sent: AtomicU64,
+    /// Posts that failed (each is retried).
+    pub failed: AtomicU64,
+    /// Announcements waiting to be delivered.
+    pub pending: AtomicU64,
+}
+
+/// What happened to one post.
+#[derive(Debug)]
+enum Outcome {
+    Delivered,
+    /// Network error, 5xx or 429: try again after the delay (or the backoff).
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Any other status: the webhook is wrong; keep the events and retry slowly.
+    Rejected {
+        reason: String,
+    },
+}
+
+/// The notifier thread's state.
+pub struct Notifier {
+    sink: Sink,
+    tuning: NotifyTuning,
+    inbox: Receiver<Vec<Announcement>>,
+    store: Sender<StoreCmd>,
+    queue: VecDeque<Announcement>,
+    agent: ureq::Agent,
+    stats: Arc<NotifyStats>,
+}
+
+impl Notifier {
+    /// A notifier that starts with `pending` (the outbox from the state file).
+    pub fn new(
+        sink: Sink,
+        tuning: NotifyTuning,
+        pending: Vec<Announcement>,
+        inbox: Receiver<Vec<Announcement>>,
+        store: Sender<StoreCmd>,
+        stats: Arc<NotifyStats>,
+    ) -> Notifier {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(tuning.timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("procjon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        stats.pending.store(pending.len() as u64, Ordering::Relaxed);
+        Notifier {
+            sink,
+            tuning,
+            inbox,
+            store,
+            queue: pending.into(),
+            agent,
+            stats,
+        }
+    }
+
+    /// Runs until the store writer is gone and the queue is empty.
+    pub fn run(mut self) {
+        let mut next_post = Instant::now();
+        let mut backoff = self.tuning.backoff;
+        let mut inbox_open = true;
+        loop {
+            if self.queue.is_empty() {
+                if !inbox_open {
+                    return;
+                }
+                match self.inbox.recv() {
+                    Ok(batch) => self.queue.extend(batch),
+                    Err(_) => return,
+                }
+            }
+            // Wait for the pacing slot, collecting what arrives meanwhile.
+            while inbox_open {
+                let now = Instant::now();
+                if now >= next_post {
+                    break;
+                }
+                match self.inbox.recv_timeout(next_post - now) {
+                    Ok(batch) => self.queue.extend(batch),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => inbox_open = false,
+                }
+            }
+            self.queue.extend(self.inbox.try_iter().flatten());
+            self.stats
+                .pending
+                .store(self.queue.len() as u64, Ordering::Relaxed);
+
+            let (count, text) = self.next_post_text();
+            let outcome = self.deliver(&text);
+            let now = Instant::now();
+            match outcome {
+                Outcome::Delivered => {
+                    let seqs: Vec<u64> = self.queue.drain(..count).map(|a| a.seq).collect();
+                    self.stats
+                        .sent
+                        .fetch_add(seqs.len() as u64, Ordering::Relaxed);
+                    self.stats
+                        .pending
+                        .store(self.queue.len() as u64, Ordering::Relaxed);
+                    let _ = self.store.send(StoreCmd::Delivered(seqs));
+                    backoff = self.tuning.backoff;
+                    next_post = now + self.tuning.interval;
+                }
+                Outcome::Retry { after, reason } => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    let delay = after.unwrap_or(backoff).min(self.tuning.max_backoff);
+                    log::warn!(
+                        "posting to {}: {reason}; {} notifications kept, retrying in {}",
+                        self.sink_name(),
+                        self.queue.len(),
+                        crate::message::human_duration(delay)
+                    );
+                    backoff = (backoff * 2).min(self.tuning.max_backoff);
+                    next_post = now + delay;
+                }
+                Outcome::Rejected { reason } => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    log::error!(
+                        "posting to {}: {reason}; the webhook URL looks wrong or revoked: fix --slack-webhook \
+                         and restart. {} notifications kept, retrying in {}",
+                        self.sink_name(),
+                        self.queue.len(),
+                        crate::message::human_duration(backoff)
+                    );
+                    next_post = now + backoff;
+                    backoff = (backoff * 2).min(self.tuning.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// The text of the next post and how many queued events it covers: as
+    /// many as fit in [`MAX_POST_CHARS`], at least one.
+    fn next_post_text(&self) -> (usize, String) {
+        let mut text = String::new();
+        let mut count = 0;
+        for announcement in &self.queue {
+            let extra = announcement.text.len() + usize::from(count > 0);
+            if count > 0 && text.len() + extra > MAX_POST_CHARS {
+                break;
+            }
+            if count > 0 {
+                text.push('\n');
+            }
+            text.push_str(&announcement.text);
+            count += 1;
+        }
+        (count, text)
+    }
+
+    fn sink_name(&self) -> String {
+        match &self.sink {
+            Sink::Stdout => "standard output".into(),
+            Sink::Slack(url) => format!("Slack webhook {url}"),
+        }
+    }
+
+    fn deliver(&self, text: &str) -> Outcome {
+        match &self.sink {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    Ok(()) => Outcome::Delivered,
+                    Err(err) => Outcome::Retry {
+                        after: None,
+                        reason: err.to_string(),
+                    },
+                }
+            }
+            Sink::Slack(url) => self.post(url, text),
+        }
+    }
+
+    fn post(&self, url: &WebhookUrl, text: &str) -> Outcome {
+        let body = serde_json::json!({ "text": text }).to_string();
+        let response = self
+            .agent
+            .post(url.expose())
+            .header("Content-Type", "application/json")
+            .send(&body);
+        let mut response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                return Outcome::Retry {
+                    after: None,
+                    reason: redact(&err.to_string(), url),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let reply = response
+            .body_mut()
+            .with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
+        let reply = reply.trim().chars().take(200).collect::<String>();
+        match status {
+            200..=299 => Outcome::Delivered,
+            429 | 500..=599 => Outcome::Retry {
+                after: retry_after,
+                reason: format!("HTTP {status} {reply}"),
+            },
+            _ => Outcome::Rejected {
+                reason: format!("HTTP {status} {reply}"),
+            },
+        }
+    }
+}
+
+/// Removes the secret URL from an error message.
+fn redact(message: &str, url: &WebhookUrl) -> String {
+    message.replace(url.expose(), &url.to_string())
+}

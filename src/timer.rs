@@ -1,0 +1,185 @@
+//! The expiry timer: one thread owning a binary heap of deadlines, one entry
+//! per available service, sleeping on a condvar until the earliest one.
+//!
+//! Pings never touch the timer: they only move the service's last-ping time
+//! in the registry. When an entry comes due the thread asks the registry
+//! whether the service really went silent; if it was pinged meanwhile the
+//! registry answers with the new deadline and the entry is re-armed. So the
+//! heap stays as large as the number of available services and the ping path
+//! stays O(1). Connection threads (via the registry) push new entries into
+//! the inbox; only the timer thread touches the heap.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
+
+/// One deadline for one service. `generation` lets the registry ignore
+/// entries made stale by a re-registration with another timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// When to look at the service.
+    pub at: Instant,
+    /// The service id.
+    pub service: String,
+    /// The registry's arming generation for this service.
+    pub generation: u64,
+}
+
+impl Ord for Deadline {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at
+            .cmp(&other.at)
+            .then_with(|| self.service.cmp(&other.service))
+            .then_with(|| self.generation.cmp(&other.generation))
+    }
+}
+
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    pending: Vec<Deadline>,
+    stopped: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    inbox: Mutex<Inbox>,
+    wake: Condvar,
+}
+
+/// The sending side of the timer: cheap to clone, safe to use from any thread.
+#[derive(Clone, Default)]
+pub struct TimerHandle {
+    shared: Arc<Shared>,
+}
+
+impl TimerHandle {
+    /// A timer that is not running yet; see [`TimerHandle::run`].
+    pub fn new() -> TimerHandle {
+        TimerHandle::default()
+    }
+
+    /// Asks the timer to look at `service` at `at`.
+    pub fn arm(&self, deadline: Deadline) {
+        let mut inbox = self
+            .shared
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let wake = inbox.pending.is_empty();
+        inbox.pending.push(deadline);
+        drop(inbox);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Makes [`TimerHandle::run`] return.
+    pub fn stop(&self) {
+        self.shared
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopped = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// The timer thread's body. `on_due(service, generation, now)` is called
+    /// for each entry that comes due and returns `Some(next)` to re-arm it.
+    pub fn run(&self, mut on_due: impl FnMut(&str, u64, Instant) -> Option<Instant>) {
+        let mut heap: BinaryHeap<Reverse<Deadline>> = BinaryHeap::new();
+        loop {
+            {
+                let mut inbox = self
+                    .shared
+                    .inbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if inbox.stopped {
+                        return;
+                    }
+                    heap.extend(inbox.pending.drain(..).map(Reverse));
+                    let now = Instant::now();
+                    inbox = match heap.peek() {
+                        Some(Reverse(first)) if first.at <= now => break,
+                        Some(Reverse(first)) => {
+                            let wait = first.at - now;
+                            self.shared
+                                .wake
+                                .wait_timeout(inbox, wait)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0
+                        }
+                        None => self
+                            .shared
+                            .wake
+                            .wait(inbox)
+                            .unwrap_or_else(PoisonError::into_inner),
+                    };
+                }
+            }
+            let now = Instant::now();
+            while heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
+                let Some(Reverse(due)) = heap.pop() else {
+                    break;
+                };
+                if let Some(next) = on_due(&due.service, due.generation, now) {
+                    // A deadline not in the future would spin; look again a moment later.
+                    let at = next.max(now + std::time::Duration::from_millis(1));
+                    heap.push(Reverse(Deadline { at, ..due }));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn fires_in_deadline_order_and_rearms() {
+        let timer = TimerHandle::new();
+        let (tx, rx) = mpsc::channel();
+        let runner = timer.clone();
+        let thread = std::thread::spawn(move || {
+            let mut rearmed = false;
+            runner.run(|service, generation, now| {
+                tx.send((service.to_string(), generation)).unwrap();
+                if service == "b" && !rearmed {
+                    rearmed = true;
+                    return Some(now + Duration::from_millis(30));
+                }
+                None
+            })
+        });
+        let start = Instant::now();
+        for (name, ms) in [("c", 60), ("a", 10), ("b", 30)] {
+            timer.arm(Deadline {
+                at: start + Duration::from_millis(ms),
+                service: name.into(),
+                generation: 7,
+            });
+        }
+        let got: Vec<String> = (0..4)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap().0)
+            .collect();
+        assert_eq!(got[..2], ["a", "b"]);
+        // "b" re-armed 30 ms after its first firing lands next to "c" (60 ms): either order.
+        let mut tail = got[2..].to_vec();
+        tail.sort();
+        assert_eq!(tail, ["b", "c"]);
+        assert!(start.elapsed() >= Duration::from_millis(60));
+        timer.stop();
+        thread.join().unwrap();
+    }
+}
