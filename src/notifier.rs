@@ -75,6 +75,14 @@ impl Notifier {
             .build()
             .into();
         stats.pending.store(pending.len() as u64, Ordering::Relaxed);
+        let tuning = match sink {
+            // Slack's rate limit doesn't apply to a terminal or a log.
+            Sink::Stdout => NotifyTuning {
+                interval: Duration::ZERO,
+                ..tuning
+            },
+            Sink::Slack(_) => tuning,
+        };
         Notifier {
             sink,
             tuning,

@@ -1,0 +1,11 @@
+//! Integration tests: the real `procjon` binary, real mTLS with certificates
+//! from `scripts/gen-certs.sh`, a real HTTP receiver standing in for Slack.
+
+mod support;
+
+mod config_errors;
+mod delivery;
+mod protocol;
+mod restart;
+mod state_file;
+mod tls;

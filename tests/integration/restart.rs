@@ -1,0 +1,85 @@
+//! Restarts: registrations and announced state survive; no "available" spam;
+//! a service that died while procjon was down is reported once.
+
+use crate::support::{Client, Daemon, TempDir};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn restart_keeps_registrations_and_reports_only_real_outages() {
+    let dir = TempDir::new();
+    let daemon = Daemon::builder(dir.path()).start();
+    let mut client = Client::connect(daemon.addr);
+    client.register("alive", 1.0, &["ok", "degraded"]);
+    client.register("dies", 1.0, &["ok"]);
+    client.register("silent", 1.0, &["ok"]); // never pinged: unknown
+    client.register("was-down", 0.2, &["ok"]);
+    client.ping_ok("alive", 1);
+    client.ping_ok("dies", 0);
+    client.ping_ok("was-down", 0);
+    let mut first = daemon.lines(5, WAIT);
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            "alive is available",
+            "alive status changed to degraded (was ok)",
+            "dies is available",
+            "was-down is available",
+            "was-down is not available (no ping for 0.2s)",
+        ]
+    );
+    daemon.wait_delivered(5);
+    daemon.kill();
+
+    let daemon = Daemon::builder(dir.path()).start();
+    let started = Instant::now();
+    let mut client = Client::connect(daemon.addr);
+    // No re-register: the registration survived. Same status: nothing to say.
+    let stop = started + Duration::from_millis(1600);
+    let mut expired = None;
+    while Instant::now() < stop {
+        client.ping_ok("alive", 1);
+        if let Some(line) = daemon.try_line(Duration::from_millis(150)) {
+            assert!(expired.is_none(), "second notification {line:?}");
+            expired = Some((line, started.elapsed()));
+        }
+    }
+    let (line, after) =
+        expired.expect("the service that died during the downtime was not reported");
+    assert_eq!(line, "dies is not available (no ping for 1s)");
+    assert!(
+        after >= Duration::from_millis(1000),
+        "reported after only {after:?}: not a full timeout"
+    );
+    daemon.assert_quiet(Duration::from_millis(300));
+
+    // "was-down" was announced not available before the restart: a ping makes it available again.
+    client.ping_ok("was-down", 0);
+    assert_eq!(daemon.next_line(WAIT), "was-down is available");
+    // "silent" stays unknown until its first ping.
+    client.ping_ok("silent", 0);
+    assert_eq!(daemon.next_line(WAIT), "silent is available");
+}
+
+#[test]
+fn a_status_change_survives_a_restart() {
+    let dir = TempDir::new();
+    let daemon = Daemon::builder(dir.path()).start();
+    let mut client = Client::connect(daemon.addr);
+    client.register("svc", 5.0, &["ok", "degraded"]);
+    client.ping_ok("svc", 1);
+    assert_eq!(daemon.lines(2, WAIT).len(), 2);
+    daemon.wait_delivered(2);
+    daemon.kill();
+    let daemon = Daemon::builder(dir.path()).start();
+    let mut client = Client::connect(daemon.addr);
+    client.ping_ok("svc", 1);
+    daemon.assert_quiet(Duration::from_millis(300));
+    client.ping_ok("svc", 0);
+    assert_eq!(
+        daemon.next_line(WAIT),
+        "svc status changed to ok (was degraded)"
+    );
+}

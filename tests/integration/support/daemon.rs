@@ -1,0 +1,238 @@
+//! The `procjon` binary under test: started on port 0 in a temp dir, its
+//! stdout (notifications) and stderr (log) captured, killed on drop. Its log
+//! is printed when a test fails.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_procjon");
+
+#[must_use]
+pub struct Builder {
+    state: PathBuf,
+    args: Vec<String>,
+    endpoint: String,
+}
+
+impl Builder {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn webhook(self, url: &str) -> Self {
+        self.arg("--slack-webhook").arg(url)
+    }
+
+    /// Slack pacing and first backoff, in seconds.
+    pub fn pacing(self, interval: f64, backoff: f64) -> Self {
+        self.arg("--slack-interval")
+            .arg(interval.to_string())
+            .arg("--slack-backoff")
+            .arg(backoff.to_string())
+    }
+
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = endpoint.into();
+        self
+    }
+
+    #[track_caller]
+    pub fn start(self) -> Daemon {
+        let certs = super::certs();
+        let mut command = Command::new(BIN);
+        command
+            .args(["-e", &self.endpoint, "-l", "debug", "--state"])
+            .arg(&self.state)
+            .arg("--root-cert")
+            .arg(certs.join("ca.pem"))
+            .arg("-c")
+            .arg(certs.join("procjon.pem"))
+            .arg("-k")
+            .arg(certs.join("procjon.key"))
+            .args(&self.args)
+            .env_remove("PROCJON_SLACK_WEBHOOK")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("starting procjon");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log_sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = addr_tx.send(addr.trim().to_string());
+                }
+                let mut log = log_sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let (out_tx, out_rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if out_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            log,
+            stdout: out_rx,
+            state: self.state,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(addr) = addr_rx.recv_timeout(Duration::from_millis(50)) {
+                daemon.addr = addr.parse().expect("listening address");
+                return daemon;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "procjon exited with {status} before listening:\n{}",
+                    daemon.log()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "procjon did not start:\n{}",
+                daemon.log()
+            );
+        }
+    }
+}
+
+pub struct Daemon {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    stdout: Receiver<String>,
+    pub state: PathBuf,
+}
+
+impl Daemon {
+    /// A daemon with its state file in `dir` and notifications on stdout.
+    pub fn builder(dir: &Path) -> Builder {
+        Builder {
+            state: dir.join("state.jsonl"),
+            args: Vec::new(),
+            endpoint: "127.0.0.1:0".into(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The next notification printed on stdout.
+    #[track_caller]
+    pub fn next_line(&self, limit: Duration) -> String {
+        match self.stdout.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(_) => panic!("no notification within {limit:?}\nlog:\n{}", self.log()),
+        }
+    }
+
+    /// The next notification, if one comes within `limit`.
+    pub fn try_line(&self, limit: Duration) -> Option<String> {
+        self.stdout.recv_timeout(limit).ok()
+    }
+
+    /// The next `n` notifications.
+    #[track_caller]
+    pub fn lines(&self, n: usize, limit: Duration) -> Vec<String> {
+        (0..n).map(|_| self.next_line(limit)).collect()
+    }
+
+    /// Asserts that nothing is printed for `quiet`.
+    #[track_caller]
+    pub fn assert_quiet(&self, quiet: Duration) {
+        if let Ok(line) = self.stdout.recv_timeout(quiet) {
+            panic!("unexpected notification {line:?}\nlog:\n{}", self.log());
+        }
+    }
+
+    /// Waits until the state file has marked `n` announcements delivered, so
+    /// that a kill after it can't lead to a (correct, at-least-once) re-send.
+    #[track_caller]
+    pub fn wait_delivered(&self, n: usize) {
+        super::wait_until(
+            Duration::from_secs(5),
+            "deliveries marked in the state file",
+            || {
+                std::fs::read_to_string(&self.state)
+                    .is_ok_and(|s| s.matches("\"op\":\"delivered\"").count() >= n)
+            },
+        );
+    }
+
+    /// Kills the process (SIGKILL: like a crash) and waits for it.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(20));
+        self.log()
+    }
+
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- procjon log ---\n{}--- end of log ---", self.log());
+        }
+    }
+}
+
+/// Runs `procjon` with `args` to completion (for commands and start-up errors).
+pub fn run(args: &[&str], dir: &Path) -> (ExitStatus, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PROCJON_SLACK_WEBHOOK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "procjon {args:?} did not exit within 10 s\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = child.wait_with_output().unwrap();
+    (
+        status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
