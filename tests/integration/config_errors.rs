@@ -26,6 +26,7 @@ fn assert_config_error(extra: &[&str], needles: &[&str]) {
         ("-c", p(&cert)),
         ("-k", p(&key)),
         ("--state", p(&state)),
+        ("--http", "127.0.0.1:0"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);
