@@ -100,14 +100,18 @@ pub fn render(inputs: &Inputs<'_>) -> String {
     }
 
     let c = inputs.connections;
-    out.family(
+    out.scalar(
         "procjon_connections_open",
         "gauge",
         "Agent connections open now, handshaking ones included.",
+        load(&c.open),
     );
-    out.sample("procjon_connections_open", &[], load(&c.open));
-    out.family("procjon_pings_total", "counter", "Pings accepted.");
-    out.sample("procjon_pings_total", &[], load(&c.pings));
+    out.scalar(
+        "procjon_pings_total",
+        "counter",
+        "Pings accepted.",
+        load(&c.pings),
+    );
     out.family(
         "procjon_frames_rejected_total",
         "counter",
@@ -122,46 +126,46 @@ pub fn render(inputs: &Inputs<'_>) -> String {
     }
 
     let n = inputs.notify;
-    out.family(
+    out.scalar(
         "procjon_notifications_sent_total",
         "counter",
         "Notifications delivered to the channel.",
+        load(&n.sent),
     );
-    out.sample("procjon_notifications_sent_total", &[], load(&n.sent));
-    out.family(
+    out.scalar(
         "procjon_notifications_failed_total",
         "counter",
         "Posts of notifications that failed; each is retried.",
+        load(&n.failed),
     );
-    out.sample("procjon_notifications_failed_total", &[], load(&n.failed));
-    out.family(
+    out.scalar(
         "procjon_notifications_pending",
         "gauge",
         "Notifications waiting to be delivered.",
+        load(&n.pending),
     );
-    out.sample("procjon_notifications_pending", &[], load(&n.pending));
 
     let file = inputs.state_file;
     if let Some(bytes) = file.bytes {
-        out.family(
+        out.scalar(
             "procjon_state_file_bytes",
             "gauge",
             "Size of the state file in bytes.",
+            bytes,
         );
-        out.sample("procjon_state_file_bytes", &[], bytes);
     }
-    out.family(
+    out.scalar(
         "procjon_state_file_lines",
         "gauge",
         "Records in the state file (it is compacted when it grows).",
+        file.lines,
     );
-    out.sample("procjon_state_file_lines", &[], file.lines);
-    out.family(
+    out.scalar(
         "procjon_state_file_writable",
         "gauge",
         "1 while the state file can be appended to, 0 when writing it fails.",
+        u8::from(file.writable),
     );
-    out.sample("procjon_state_file_writable", &[], u8::from(file.writable));
 
     out.family(
         "procjon_build_info",
@@ -198,6 +202,12 @@ impl Exposition {
     /// without backslashes or newlines, so it needs no escaping.
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// A family with one sample and no labels.
+    fn scalar(&mut self, name: &str, kind: &str, help: &str, value: impl Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
     }
 
     /// One sample line.

@@ -119,3 +119,18 @@ fn a_bad_state_file() {
         &[&format!("state file {} line 2: ", p(&state))],
     );
 }
+
+#[test]
+fn http_address_in_use_or_unusable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_config_error(&["--http", &addr], &[&addr, "in use", "--http"]);
+    assert_config_error(
+        &["--http", "nonsense"],
+        &["--http", "nonsense", "HOST:PORT"],
+    );
+    assert_config_error(
+        &["--http", "no-such-host.invalid:1"],
+        &["no-such-host.invalid:1", "--http"],
+    );
+}

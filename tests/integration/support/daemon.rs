@@ -72,10 +72,12 @@ impl Builder {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ").nth(1) {
+                // Only procjon's own lines: at debug level tiny_http logs
+                // "Server listening on" the HTTP port, too.
+                if let Some(addr) = line.split("procjon::daemon] listening on ").nth(1) {
                     let _ = addr_tx.send(addr.trim().to_string());
                 }
-                if let Some(addr) = line.split("http status on ").nth(1) {
+                if let Some(addr) = line.split("procjon::daemon] http status on ").nth(1) {
                     let _ = http_tx.send(addr.trim().to_string());
                 }
                 let mut log = log_sink.lock().unwrap();
