@@ -1,6 +1,7 @@
 //! The command line: raw flags as argh parses them, validated once into a
 //! [`Config`], and [`run`], the only place that prints errors and picks exit
-//! codes (0 fine, 2 a problem the user must fix).
+//! codes (0 fine, 1 `procjon status` found a service not available, 2 a
+//! problem the user must fix).
 
 use crate::config::{Config, ConfigError, NotifyTuning, Sink, WebhookUrl};
 use crate::registry::Availability;
@@ -12,6 +13,9 @@ use std::time::Duration;
 
 /// Environment variable holding the Slack webhook URL (the original's name).
 pub const WEBHOOK_ENV: &str = "PROCJON_SLACK_WEBHOOK";
+
+/// The default `--http` address.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:9090";
 
 #[derive(FromArgs, Debug)]
 /// procjon watches services that ping it over mutual TLS and tells a Slack
@@ -51,6 +55,9 @@ pub struct Args {
     /// seconds a TLS handshake may take before the connection is dropped (default 5)
     #[argh(option, default = "5.0")]
     pub handshake_timeout: f64,
+    /// address of the plain-HTTP status page, JSON API and metrics, or "off" (default 127.0.0.1:9090)
+    #[argh(option, default = "String::from(DEFAULT_HTTP)")]
+    pub http: String,
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
@@ -65,6 +72,19 @@ pub struct Args {
 pub enum Command {
     /// `check-state PATH`.
     CheckState(CheckStateArgs),
+    /// `status [--http ADDR]`.
+    Status(StatusArgs),
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+/// Print the services of a running procjon as a table, from its HTTP status
+/// endpoint. Exit code 0 when every service that has been pinged is
+/// available, 1 when one is not, 2 when the daemon can't be asked.
+pub struct StatusArgs {
+    /// the daemon's --http address (default 127.0.0.1:9090)
+    #[argh(option, default = "String::from(DEFAULT_HTTP)")]
+    pub http: String,
 }
 
 #[derive(FromArgs, Debug)]
@@ -95,10 +115,30 @@ pub fn run(args: Args) -> ExitCode {
     }
     let result = match &args.command {
         Some(Command::CheckState(check)) => check_state(&check.path),
+        Some(Command::Status(status)) => return status_table(&status.http),
         None => config(&args, std::env::var(WEBHOOK_ENV).ok()).and_then(crate::daemon::serve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("procjon: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `procjon status`: the table on stdout; 0 all known services available,
+/// 1 not, 2 no answer.
+fn status_table(addr: &str) -> ExitCode {
+    match crate::status::fetch(addr) {
+        Ok(services) => {
+            print!("{}", crate::status::table(&services));
+            if crate::status::all_known_available(&services) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Err(err) => {
             eprintln!("procjon: {err}");
             ExitCode::from(2)
@@ -132,7 +172,29 @@ pub fn config(args: &Args, webhook_env: Option<String>) -> Result<Config, Config
         sink,
         notify,
         handshake_timeout: seconds("--handshake-timeout", args.handshake_timeout, false)?,
+        http: http_address(&args.http)?,
     })
+}
+
+/// `--http`: `off` turns the endpoint off; anything else must look like
+/// `HOST:PORT` (whether it resolves and binds is found out at start-up).
+fn http_address(addr: &str) -> Result<Option<String>, ConfigError> {
+    let addr = addr.trim();
+    if addr.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let port_ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(ConfigError::BadFlag {
+            flag: "--http",
+            reason: format!(
+                "{addr:?} is not an address; give HOST:PORT (e.g. {DEFAULT_HTTP} or [::1]:9090), or off"
+            ),
+        });
+    }
+    Ok(Some(addr.to_string()))
 }
 
 /// A flag's seconds as a duration: finite, not negative, at most a day; zero only when allowed.
@@ -204,6 +266,28 @@ mod tests {
         assert_eq!(config.state, PathBuf::from("procjon-state.jsonl"));
         assert_eq!(config.sink, Sink::Stdout);
         assert_eq!(config.notify.interval, Duration::from_secs(1));
+        assert_eq!(config.http.as_deref(), Some("127.0.0.1:9090"));
+    }
+
+    #[test]
+    fn http_address_can_be_turned_off_and_must_have_a_port() {
+        assert_eq!(config(&parse(&["--http", "off"]), None).unwrap().http, None);
+        let any = config(&parse(&["--http", "[::]:0"]), None).unwrap();
+        assert_eq!(any.http.as_deref(), Some("[::]:0"));
+        for bad in ["9090", "localhost", ":9090", "host:port", "host:70000"] {
+            let err = config(&parse(&["--http", bad]), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("--http: ") && err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn status_takes_its_own_http_flag() {
+        let args = parse(&["status", "--http", "10.0.0.1:1"]);
+        assert!(matches!(args.command, Some(Command::Status(ref s)) if s.http == "10.0.0.1:1"));
+        let args = parse(&["status"]);
+        assert!(matches!(args.command, Some(Command::Status(ref s)) if s.http == DEFAULT_HTTP));
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Config {
     pub notify: NotifyTuning,
     /// How long a TLS handshake may take before the connection is dropped. Default 5 s.
     pub handshake_timeout: Duration,
+    /// Address of the plain-HTTP status endpoint; `None` when turned off
+    /// (`--http off`). Default `127.0.0.1:9090`.
+    pub http: Option<String>,
 }
 
 /// Where notifications are delivered.
@@ -161,6 +164,13 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The HTTP status address (`--http`) can't be resolved or bound.
+    HttpListen {
+        /// The address as given.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The webhook URL is unusable.
     BadWebhook {
         /// What is wrong with it (never the URL itself: it is a secret).
@@ -218,6 +228,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "listening on {addr}: {source}; stop whatever uses it or pick another address with --endpoint"
             ),
+            ConfigError::HttpListen { addr, source } => write!(
+                f,
+                "serving HTTP status on {addr}: {source}; give a free HOST:PORT with --http, or --http off"
+            ),
             ConfigError::BadWebhook { reason } => write!(
                 f,
                 "Slack webhook URL (--slack-webhook or PROCJON_SLACK_WEBHOOK): {reason}"
@@ -236,6 +250,7 @@ impl std::error::Error for ConfigError {
         match self {
             ConfigError::ReadFile { source, .. }
             | ConfigError::Listen { source, .. }
+            | ConfigError::HttpListen { source, .. }
             | ConfigError::Thread { source, .. } => Some(source),
             ConfigError::State(err) => Some(err),
             _ => None,

@@ -1,9 +1,11 @@
-//! Start-up: loads TLS, replays the state file, binds the port, starts the
-//! store writer, notifier and timer threads, then runs the accept loop. The
-//! wiring of who sends what to whom is described in the crate docs.
+//! Start-up: loads TLS, replays the state file, binds the ports, starts the
+//! store writer, notifier, timer and HTTP status threads, then runs the
+//! accept loop. The wiring of who sends what to whom is described in the
+//! crate docs.
 
 use crate::config::{Config, ConfigError, Sink};
 use crate::connection::{ConnectionStats, Context};
+use crate::http::{self, StatusSources};
 use crate::notifier::{Notifier, NotifyStats};
 use crate::registry::Registry;
 use crate::store::{self, StoreHealth, Writer};
@@ -18,6 +20,7 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
     let tls = tls::server_config(&config.root_cert, &config.cert, &config.key)?;
     let (state, file) = store::open(&config.state)?;
     let listener = listener::bind(&config.endpoint)?;
+    let http_socket = config.http.as_deref().map(http::bind).transpose()?;
     let started = Instant::now();
 
     match &config.sink {
@@ -36,23 +39,19 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
     let (store_tx, store_rx) = mpsc::channel();
     let (notify_tx, notify_rx) = mpsc::channel();
     let pending = state.outbox.values().cloned().collect();
+    let notify_stats = Arc::new(NotifyStats::default());
     let notifier = Notifier::new(
         config.sink.clone(),
         config.notify,
         pending,
         notify_rx,
         store_tx.clone(),
-        Arc::new(NotifyStats::default()),
+        notify_stats.clone(),
     );
     let timer = TimerHandle::new();
     let registry = Arc::new(Registry::new(&state, store_tx, timer.clone(), started));
-    let writer = Writer::new(
-        file,
-        state,
-        store_rx,
-        notify_tx,
-        Arc::new(StoreHealth::default()),
-    );
+    let store_health = Arc::new(StoreHealth::default());
+    let writer = Writer::new(file, state, store_rx, notify_tx, store_health.clone());
 
     spawn("notifier", move || notifier.run())?;
     spawn("store", move || writer.run())?;
@@ -61,10 +60,29 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
         timer.run(|service, generation, now| expiring.expire(service, generation, now))
     })?;
 
+    let connection_stats = Arc::new(ConnectionStats::default());
+    match http_socket {
+        Some(socket) => {
+            match socket.local_addr() {
+                Ok(addr) => log::info!("http status on {addr}"),
+                Err(_) => log::info!("http status on {}", config.http.as_deref().unwrap_or("?")),
+            }
+            let sources = Arc::new(StatusSources {
+                registry: registry.clone(),
+                connections: connection_stats.clone(),
+                notify: notify_stats,
+                store: store_health,
+                state_path: config.state.clone(),
+            });
+            spawn("http", move || http::run(socket, sources))?;
+        }
+        None => log::info!("http status off (--http off)"),
+    }
+
     let ctx = Arc::new(Context {
         tls,
         registry,
-        stats: Arc::new(ConnectionStats::default()),
+        stats: connection_stats,
         handshake_timeout: config.handshake_timeout,
     });
     match listener.local_addr() {

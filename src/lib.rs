@@ -25,6 +25,12 @@
 //! - **notifier** thread ([`notifier`]): delivers announcements in order to
 //!   Slack (paced, batched, retried) or standard output, and reports
 //!   deliveries back to the store writer, which marks them in the outbox.
+//! - **http** thread ([`http`], `--http`, plain HTTP on loopback by default):
+//!   tiny_http parses requests on its own threads; the http thread hands
+//!   each to a short-lived request thread (a few at a time) that answers
+//!   the status page, `/api/services`, `/metrics` or `/healthz` from a
+//!   registry snapshot and the lock-free counters of the other threads. It
+//!   only reads: nothing waits for it.
 //!
 //! # Log levels
 //!
@@ -38,15 +44,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod frame;
+pub mod http;
 pub mod listener;
 pub mod message;
+pub mod metrics;
 pub mod notifier;
 pub mod registry;
+pub mod status;
 pub mod store;
 pub mod timer;
 pub mod tls;

@@ -18,26 +18,26 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Resolves `endpoint` and binds the first address that works.
 pub fn bind(endpoint: &str) -> Result<TcpListener, ConfigError> {
-    let addrs = endpoint
-        .to_socket_addrs()
-        .map_err(|source| ConfigError::Listen {
-            addr: endpoint.to_string(),
-            source,
-        })?;
+    bind_first(endpoint).map_err(|source| ConfigError::Listen {
+        addr: endpoint.to_string(),
+        source,
+    })
+}
+
+/// Resolves `addr` (`HOST:PORT`) and binds the first of its addresses that
+/// works; the error is the last one met. Also used for the HTTP status port.
+pub fn bind_first(addr: &str) -> std::io::Result<TcpListener> {
     let mut last_err = std::io::Error::new(
         std::io::ErrorKind::AddrNotAvailable,
         "the name resolves to no address",
     );
-    for addr in addrs {
+    for addr in addr.to_socket_addrs()? {
         match TcpListener::bind(addr) {
             Ok(listener) => return Ok(listener),
             Err(err) => last_err = err,
         }
     }
-    Err(ConfigError::Listen {
-        addr: endpoint.to_string(),
-        source: last_err,
-    })
+    Err(last_err)
 }
 
 /// Accepts connections forever.

@@ -10,11 +10,11 @@
 
 use crate::config::{NotifyTuning, Sink, WebhookUrl};
 use crate::store::{Announcement, StoreCmd};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Most characters of text in one post (Slack allows far more; short posts read better).
@@ -29,6 +29,37 @@ pub struct NotifyStats {
     pub failed: AtomicU64,
     /// Announcements waiting to be delivered.
     pub pending: AtomicU64,
+    /// Announcements waiting to be delivered, by service id. Replaced whole
+    /// by the notifier thread; read by the HTTP status endpoint.
+    pending_by_service: Mutex<HashMap<String, u64>>,
+}
+
+impl NotifyStats {
+    /// Announcements waiting to be delivered, by service id (absent: none).
+    pub fn pending_by_service(&self) -> HashMap<String, u64> {
+        let guard = self
+            .pending_by_service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.clone()
+    }
+
+    /// Records what is queued: the total and the count per service. Counts
+    /// outside the lock; the lock only swaps the map.
+    fn set_queue(&self, queue: &VecDeque<Announcement>) {
+        let mut by_service: HashMap<String, u64> = HashMap::new();
+        for announcement in queue {
+            *by_service.entry(announcement.service.clone()).or_default() += 1;
+        }
+        self.pending.store(queue.len() as u64, Ordering::Relaxed);
+        {
+            let mut guard = self
+                .pending_by_service
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *guard = by_service;
+        }
+    }
 }
 
 /// What happened to one post.
@@ -74,7 +105,6 @@ impl Notifier {
             .user_agent(concat!("procjon/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        stats.pending.store(pending.len() as u64, Ordering::Relaxed);
         let tuning = match sink {
             // Slack's rate limit doesn't apply to a terminal or a log.
             Sink::Stdout => NotifyTuning {
@@ -83,12 +113,14 @@ impl Notifier {
             },
             Sink::Slack(_) => tuning,
         };
+        let queue = pending.into();
+        stats.set_queue(&queue);
         Notifier {
             sink,
             tuning,
             inbox,
             store,
-            queue: pending.into(),
+            queue,
             agent,
             stats,
         }
@@ -122,9 +154,7 @@ impl Notifier {
                 }
             }
             self.queue.extend(self.inbox.try_iter().flatten());
-            self.stats
-                .pending
-                .store(self.queue.len() as u64, Ordering::Relaxed);
+            self.stats.set_queue(&self.queue);
 
             let (count, text) = self.next_post_text();
             let outcome = self.deliver(&text);
@@ -135,9 +165,7 @@ impl Notifier {
                     self.stats
                         .sent
                         .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-                    self.stats
-                        .pending
-                        .store(self.queue.len() as u64, Ordering::Relaxed);
+                    self.stats.set_queue(&self.queue);
                     let _ = self.store.send(StoreCmd::Delivered(seqs));
                     backoff = self.tuning.backoff;
                     next_post = now + self.tuning.interval;

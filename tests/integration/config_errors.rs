@@ -26,6 +26,7 @@ fn assert_config_error(extra: &[&str], needles: &[&str]) {
         ("-c", p(&cert)),
         ("-k", p(&key)),
         ("--state", p(&state)),
+        ("--http", "127.0.0.1:0"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);
@@ -116,5 +117,20 @@ fn a_bad_state_file() {
     assert_config_error(
         &["--state", p(&state)],
         &[&format!("state file {} line 2: ", p(&state))],
+    );
+}
+
+#[test]
+fn http_address_in_use_or_unusable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_config_error(&["--http", &addr], &[&addr, "in use", "--http"]);
+    assert_config_error(
+        &["--http", "nonsense"],
+        &["--http", "nonsense", "HOST:PORT"],
+    );
+    assert_config_error(
+        &["--http", "no-such-host.invalid:1"],
+        &["no-such-host.invalid:1", "--http"],
     );
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod config_errors;
 mod delivery;
+mod http;
 mod protocol;
 mod restart;
 mod state_file;

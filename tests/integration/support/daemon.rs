@@ -1,6 +1,7 @@
 //! The `procjon` binary under test: started on port 0 in a temp dir, its
 //! stdout (notifications) and stderr (log) captured, killed on drop. Its log
-//! is printed when a test fails.
+//! is printed when a test fails. The HTTP status endpoint runs on port 0 too
+//! (unless a test passes its own `--http`); its address is read from the log.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -55,6 +56,7 @@ impl Builder {
             .arg(certs.join("procjon.pem"))
             .arg("-k")
             .arg(certs.join("procjon.key"))
+            .args(self.default_http())
             .args(&self.args)
             .env_remove("PROCJON_SLACK_WEBHOOK")
             .env_remove("RUST_LOG")
@@ -64,13 +66,19 @@ impl Builder {
         let mut child = command.spawn().expect("starting procjon");
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
+        let (http_tx, http_rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let log_sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ").nth(1) {
+                // Only procjon's own lines: at debug level tiny_http logs
+                // "Server listening on" the HTTP port, too.
+                if let Some(addr) = line.split("procjon::daemon] listening on ").nth(1) {
                     let _ = addr_tx.send(addr.trim().to_string());
+                }
+                if let Some(addr) = line.split("procjon::daemon] http status on ").nth(1) {
+                    let _ = http_tx.send(addr.trim().to_string());
                 }
                 let mut log = log_sink.lock().unwrap();
                 log.push_str(&line);
@@ -90,6 +98,7 @@ impl Builder {
         let mut daemon = Daemon {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
+            http: None,
             log,
             stdout: out_rx,
             state: self.state,
@@ -98,6 +107,11 @@ impl Builder {
         loop {
             if let Ok(addr) = addr_rx.recv_timeout(Duration::from_millis(50)) {
                 daemon.addr = addr.parse().expect("listening address");
+                // The HTTP port is logged before the agent port.
+                daemon.http = http_rx
+                    .try_recv()
+                    .ok()
+                    .map(|addr| addr.parse().expect("http status address"));
                 return daemon;
             }
             if let Ok(Some(status)) = daemon.child.try_wait() {
@@ -116,9 +130,23 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// `--http 127.0.0.1:0` unless the test chose an `--http` itself, so
+    /// that parallel tests don't fight over the default port.
+    fn default_http(&self) -> Vec<&'static str> {
+        if self.args.iter().any(|a| a == "--http") {
+            Vec::new()
+        } else {
+            vec!["--http", "127.0.0.1:0"]
+        }
+    }
+}
+
 pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
+    /// The HTTP status address (none with `--http off`).
+    pub http: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     stdout: Receiver<String>,
     pub state: PathBuf,

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod http;
 pub mod slack;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,72 @@
+//! The JSON shapes of the HTTP status API (`/api/services`), shared by the
+//! server side (the `http` request threads build them from registry
+//! snapshots) and the `procjon status` client (which reads them back). See
+//! `docs/http.md` for the field reference.
+
+use crate::registry::ServiceView;
+use serde::{Deserialize, Serialize};
+
+/// One service as `/api/services` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service id.
+    pub id: String,
+    /// `unknown` (never pinged), `available` or `not_available`.
+    pub availability: String,
+    /// The announced status index.
+    pub status: u64,
+    /// The name of that status.
+    pub status_name: String,
+    /// All status names, by index.
+    pub statuses: Vec<String>,
+    /// Seconds without a ping after which the service is not available.
+    pub timeout_s: f64,
+    /// Seconds since the last ping, to the millisecond; `null` when there was
+    /// none since procjon started.
+    pub last_ping_age_s: Option<f64>,
+    /// When the announced state last changed (RFC 3339, UTC); `null` if never.
+    pub last_change: Option<String>,
+    /// Announcements about this service not yet delivered to the channel.
+    pub undelivered: u64,
+}
+
+impl ServiceStatus {
+    /// The API view of a registry snapshot entry.
+    pub fn new(view: &ServiceView, undelivered: u64) -> ServiceStatus {
+        let registration = &view.registration;
+        ServiceStatus {
+            id: registration.service.clone(),
+            availability: view.availability.as_str().to_string(),
+            status: view.status,
+            status_name: registration
+                .statuses
+                .get(view.status as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("status {}", view.status)),
+            statuses: registration.statuses.clone(),
+            timeout_s: registration.timeout_s,
+            last_ping_age_s: view
+                .last_ping_age
+                .map(|age| age.as_millis() as f64 / 1000.0),
+            last_change: view.last_change.clone(),
+            undelivered,
+        }
+    }
+
+    /// Whether the service is available.
+    pub fn is_available(&self) -> bool {
+        self.availability == "available"
+    }
+
+    /// Whether the service has never been pinged (not counted as a problem).
+    pub fn is_unknown(&self) -> bool {
+        self.availability == "unknown"
+    }
+}
+
+/// The body of an API error (`{"error": "..."}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What went wrong, one line.
+    pub error: String,
+}

@@ -1,0 +1,234 @@
+//! `procjon status`: asks a running daemon's HTTP status endpoint for its
+//! services and lays them out as a table. Runs on the main thread of a
+//! short-lived `procjon status` process; `cli::run` prints the table or the
+//! error and picks the exit code (0 all known services available, 1 not,
+//! 2 the daemon could not be asked).
+
+use crate::api::ServiceStatus;
+use crate::message::human_duration;
+use std::fmt;
+use std::time::Duration;
+
+/// How long the whole request may take, connecting included.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest answer read (about 30 000 services).
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// Why the daemon's status could not be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The address is not something to connect to (e.g. `off`).
+    BadAddress {
+        /// The address as given.
+        addr: String,
+    },
+    /// Connecting, sending or receiving failed.
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// ureq's error.
+        source: ureq::Error,
+    },
+    /// The server answered with a status other than 200.
+    HttpStatus {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The answer is not the JSON procjon sends.
+    BadReply {
+        /// The URL asked.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusError::BadAddress { addr } => write!(
+                f,
+                "--http {addr:?}: give the daemon's status address as HOST:PORT (default 127.0.0.1:9090)"
+            ),
+            StatusError::Unreachable { url, source } => write!(
+                f,
+                "cannot reach procjon at {url}: {source}; is it running, with the same --http address?"
+            ),
+            StatusError::HttpStatus { url, status } => write!(
+                f,
+                "{url} answered HTTP {status}; is that address procjon's --http address?"
+            ),
+            StatusError::BadReply { url, reason } => write!(
+                f,
+                "{url} did not answer procjon's JSON: {reason}; is that address procjon's --http address?"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StatusError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StatusError::Unreachable { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The `/api/services` URL for a `--http` address: `HOST:PORT`, or a base
+/// URL starting with `http://` or `https://`.
+pub fn services_url(addr: &str) -> Result<String, StatusError> {
+    let addr = addr.trim();
+    if addr.is_empty() || addr.eq_ignore_ascii_case("off") {
+        return Err(StatusError::BadAddress {
+            addr: addr.to_string(),
+        });
+    }
+    let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(format!("{base}/api/services"))
+}
+
+/// Fetches every service's status from the daemon at `addr`.
+pub fn fetch(addr: &str) -> Result<Vec<ServiceStatus>, StatusError> {
+    let url = services_url(addr)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("procjon-status/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let unreachable = |source| StatusError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let mut response = agent.get(&url).call().map_err(unreachable)?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(StatusError::HttpStatus { url, status });
+    }
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(unreachable)?;
+    serde_json::from_str(&body).map_err(|err| StatusError::BadReply {
+        url,
+        reason: err.to_string(),
+    })
+}
+
+/// Whether every service that has been pinged at least once is available.
+pub fn all_known_available(services: &[ServiceStatus]) -> bool {
+    services.iter().all(|s| s.is_available() || s.is_unknown())
+}
+
+/// The services as an aligned table with a header line, one row each:
+/// service, availability, status name, age of the last ping (`-`: none since
+/// the daemon started).
+pub fn table(services: &[ServiceStatus]) -> String {
+    let header = [
+        "SERVICE".to_string(),
+        "AVAILABILITY".to_string(),
+        "STATUS".to_string(),
+        "LAST PING".to_string(),
+    ];
+    let rows: Vec<[String; 4]> = std::iter::once(header)
+        .chain(services.iter().map(|s| {
+            [
+                s.id.clone(),
+                s.availability.clone(),
+                s.status_name.clone(),
+                s.last_ping_age_s
+                    .filter(|age| age.is_finite() && *age >= 0.0)
+                    .map_or_else(
+                        || "-".to_string(),
+                        |age| format!("{} ago", human_duration(Duration::from_secs_f64(age))),
+                    ),
+            ]
+        }))
+        .collect();
+    let mut widths = [0usize; 4];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(id: &str, availability: &str, age: Option<f64>) -> ServiceStatus {
+        ServiceStatus {
+            id: id.into(),
+            availability: availability.into(),
+            status: 0,
+            status_name: "ok".into(),
+            statuses: vec!["ok".into()],
+            timeout_s: 10.0,
+            last_ping_age_s: age,
+            last_change: None,
+            undelivered: 0,
+        }
+    }
+
+    #[test]
+    fn builds_urls_from_addresses() {
+        assert_eq!(
+            services_url("127.0.0.1:9090").unwrap(),
+            "http://127.0.0.1:9090/api/services"
+        );
+        assert_eq!(
+            services_url("http://status.example/procjon/").unwrap(),
+            "http://status.example/procjon/api/services"
+        );
+        assert!(services_url("off").is_err());
+        assert!(services_url(" ").is_err());
+    }
+
+    #[test]
+    fn lays_out_a_table_and_judges_availability() {
+        let services = [
+            service("db", "not_available", None),
+            service("web-1", "available", Some(2.04)),
+            service("new", "unknown", None),
+        ];
+        assert_eq!(
+            table(&services),
+            "SERVICE  AVAILABILITY   STATUS  LAST PING\n\
+             db       not_available  ok      -\n\
+             web-1    available      ok      2s ago\n\
+             new      unknown        ok      -\n"
+        );
+        assert!(!all_known_available(&services));
+        assert!(all_known_available(&services[1..]));
+        assert!(all_known_available(&[]));
+    }
+}
