@@ -37,22 +37,21 @@ fn restart_keeps_registrations_and_reports_only_real_outages() {
     let started = Instant::now();
     let mut client = Client::connect(daemon.addr);
     // No re-register: the registration survived. Same status: nothing to say.
-    let stop = started + Duration::from_millis(1600);
+    // Keep "alive" pinging until "dies" is reported (bounded), then a little longer.
     let mut expired = None;
-    while Instant::now() < stop {
+    while started.elapsed() < Duration::from_secs(8) {
         client.ping_ok("alive", 1);
-        if let Some(line) = daemon.try_line(Duration::from_millis(150)) {
+        if let Some(line) = daemon.try_line(Duration::from_millis(100)) {
             assert!(expired.is_none(), "second notification {line:?}");
             expired = Some((line, started.elapsed()));
         }
+        if expired.as_ref().is_some_and(|(_, at)| started.elapsed() > *at + Duration::from_millis(400)) {
+            break;
+        }
     }
-    let (line, after) =
-        expired.expect("the service that died during the downtime was not reported");
-    assert_eq!(line, "dies is not available (no ping for 1s)");
-    assert!(
-        after >= Duration::from_millis(1000),
-        "reported after only {after:?}: not a full timeout"
-    );
+    let (line, after) = expired.expect("the service that died during the downtime was not reported");
+    assert!(line.starts_with("dies is not available (no ping for 1"), "{line}");
+    assert!(after >= Duration::from_millis(1000), "reported after only {after:?}: not a full timeout");
     daemon.assert_quiet(Duration::from_millis(300));
 
     // "was-down" was announced not available before the restart: a ping makes it available again.
