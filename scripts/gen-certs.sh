@@ -2,7 +2,12 @@
 # Makes development certificates for procjon and procjonagent with the openssl CLI:
 # a CA, a server certificate and an agent (client) certificate, all ECDSA P-256.
 #
-#   scripts/gen-certs.sh [DIR]          (DIR defaults to .certs)
+#   scripts/gen-certs.sh [DIR]                (DIR defaults to .certs)
+#   scripts/gen-certs.sh [DIR] --agent NAME   a further agent certificate
+#
+# --agent NAME issues NAME.pem and NAME.key (CN=NAME, DNS:NAME) from the CA
+# already in DIR, so each host or team gets its own identity: procjon lets
+# only the identity that registered a service register or ping it again.
 #
 # Files (the original procjon's names): ca.pem ca.key procjon.pem procjon.key
 # procjonagent.pem procjonagent.key. Keys are readable by their owner only.
@@ -13,7 +18,16 @@
 #   PROCJON_CERT_NAMES=monitor.example.com,10.0.0.5 scripts/gen-certs.sh
 set -euo pipefail
 
-dir=${1:-.certs}
+dir=.certs
+agent=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --agent) agent=${2:-}; shift 2 || { echo "gen-certs.sh: --agent needs a NAME" >&2; exit 2; } ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -*) echo "gen-certs.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) dir=$1; shift ;;
+  esac
+done
 days=${PROCJON_CERT_DAYS:-825}
 
 command -v openssl >/dev/null || { echo "gen-certs.sh: openssl not found; install it (e.g. apt-get install openssl)" >&2; exit 2; }
@@ -38,6 +52,28 @@ sign() {
   rm -f "$csr" "$ext_file"
   chmod 644 "$dir/$name.pem"
 }
+
+if [ -n "$agent" ]; then
+  if ! [[ $agent =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]]; then
+    echo "gen-certs.sh: agent name '$agent' must be letters, digits, '.', '_' or '-' (it becomes a file name and a DNS name)" >&2
+    exit 2
+  fi
+  if [ ! -f "$dir/ca.pem" ] || [ ! -f "$dir/ca.key" ]; then
+    echo "gen-certs.sh: no CA in $dir (ca.pem and ca.key); run scripts/gen-certs.sh $dir first, or point at the directory that holds the CA" >&2
+    exit 2
+  fi
+  if [ -f "$dir/$agent.pem" ]; then
+    echo "gen-certs.sh: $dir/$agent.pem exists; delete it first to issue a new one" >&2
+    exit 2
+  fi
+  new_key "$dir/$agent.key"
+  sign "$agent" "/CN=$agent" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth
+subjectAltName=DNS:$agent"
+  echo "made $dir/$agent.pem and $dir/$agent.key (identity $agent)"
+  exit 0
+fi
 
 if [ ! -f "$dir/ca.pem" ] || [ ! -f "$dir/ca.key" ]; then
   new_key "$dir/ca.key"

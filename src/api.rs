@@ -28,6 +28,11 @@ pub struct ServiceStatus {
     pub last_change: Option<String>,
     /// Announcements about this service not yet delivered to the channel.
     pub undelivered: u64,
+    /// The client certificate identity (CN, else first DNS name) allowed to
+    /// register and ping it; `null` until one adopts a service registered
+    /// before ownership existed.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl ServiceStatus {
@@ -50,6 +55,7 @@ impl ServiceStatus {
                 .map(|age| age.as_millis() as f64 / 1000.0),
             last_change: view.last_change.clone(),
             undelivered,
+            owner: view.owner.as_deref().map(String::from),
         }
     }
 

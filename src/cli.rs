@@ -4,7 +4,7 @@
 //! problem the user must fix).
 
 use crate::config::{Config, ConfigError, NotifyTuning, Sink, WebhookUrl};
-use crate::registry::Availability;
+use crate::registry::{Availability, Limits};
 use crate::store;
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -55,6 +55,15 @@ pub struct Args {
     /// seconds a TLS handshake may take before the connection is dropped (default 5)
     #[argh(option, default = "5.0")]
     pub handshake_timeout: f64,
+    /// seconds an established agent connection may stay silent before it is closed (default: 3 times the longest registered timeout, at least 60)
+    #[argh(option)]
+    pub idle_timeout: Option<f64>,
+    /// most agent connections open at once; more are answered "busy" (default 10000)
+    #[argh(option, default = "10_000")]
+    pub max_connections: u64,
+    /// most registered services; registering more is answered "busy" (default 100000)
+    #[argh(option, default = "100_000")]
+    pub max_services: usize,
     /// address of the plain-HTTP status page, JSON API and metrics, or "off" (default 127.0.0.1:9090)
     #[argh(option, default = "String::from(DEFAULT_HTTP)")]
     pub http: String,
@@ -173,7 +182,25 @@ pub fn config(args: &Args, webhook_env: Option<String>) -> Result<Config, Config
         notify,
         handshake_timeout: seconds("--handshake-timeout", args.handshake_timeout, false)?,
         http: http_address(&args.http)?,
+        idle_timeout: args
+            .idle_timeout
+            .map(|s| seconds("--idle-timeout", s, false))
+            .transpose()?,
+        max_connections: at_least_one("--max-connections", args.max_connections)?,
+        limits: Limits {
+            max_services: at_least_one("--max-services", args.max_services as u64)? as usize,
+        },
     })
+}
+
+fn at_least_one(flag: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::BadFlag {
+            flag,
+            reason: "0 would refuse everything; give at least 1".into(),
+        });
+    }
+    Ok(value)
 }
 
 /// `--http`: `off` turns the endpoint off; anything else must look like

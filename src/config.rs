@@ -29,6 +29,13 @@ pub struct Config {
     /// Address of the plain-HTTP status endpoint; `None` when turned off
     /// (`--http off`). Default `127.0.0.1:9090`.
     pub http: Option<String>,
+    /// How long an established connection may be silent; `None` (the
+    /// default): three times the longest registered timeout, at least a minute.
+    pub idle_timeout: Option<Duration>,
+    /// Most agent connections open at once; more are answered `busy`. Default 10,000.
+    pub max_connections: u64,
+    /// Registry limits (most services: default 100,000).
+    pub limits: crate::registry::Limits,
 }
 
 /// Where notifications are delivered.

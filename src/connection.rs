@@ -20,12 +20,14 @@ pub struct ConnectionStats {
     pub open: AtomicU64,
     /// Pings accepted.
     pub pings: AtomicU64,
+    /// Connections refused because `--max-connections` were open.
+    pub refused_busy: AtomicU64,
     /// Frames refused, by code (see [`ConnectionStats::rejected`]).
     rejected: [AtomicU64; REJECT_CODES.len()],
 }
 
 /// The codes counted in [`ConnectionStats`], in order.
-pub const REJECT_CODES: [ErrorCode; 7] = [
+pub const REJECT_CODES: [ErrorCode; 8] = [
     ErrorCode::BadFrame,
     ErrorCode::BadService,
     ErrorCode::NotRegistered,
@@ -33,6 +35,7 @@ pub const REJECT_CODES: [ErrorCode; 7] = [
     ErrorCode::TooLarge,
     ErrorCode::Busy,
     ErrorCode::Internal,
+    ErrorCode::Forbidden,
 ];
 
 impl ConnectionStats {
@@ -61,6 +64,26 @@ pub struct Context {
     pub stats: Arc<ConnectionStats>,
     /// Longest time a handshake may take.
     pub handshake_timeout: Duration,
+    /// How long an established connection may stay silent; `None`: three
+    /// times the longest registered timeout, at least [`MIN_IDLE_TIMEOUT`].
+    pub idle_timeout: Option<Duration>,
+    /// Most connections served at once; more are answered `busy`.
+    pub max_connections: u64,
+}
+
+/// The least idle deadline when it is derived from the registered timeouts.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Identity shown and used for ownership when a client certificate has
+/// neither a common name nor a DNS name.
+pub const UNNAMED_IDENTITY: &str = "-";
+
+impl Context {
+    /// The idle deadline in force now.
+    fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+            .unwrap_or_else(|| (self.registry.longest_timeout() * 3).max(MIN_IDLE_TIMEOUT))
+    }
 }
 
 /// How long a write of replies may block before the client is dropped (it
@@ -88,25 +111,64 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         .peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| tls::certificate_identity(cert))
-        .unwrap_or_else(|| "?".into());
+        .unwrap_or_else(|| UNNAMED_IDENTITY.into());
     let who = format!("{peer} ({identity})");
     log::debug!("{who}: connected");
-    let _ = sock.set_read_timeout(None);
     let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut idle = ctx.idle_timeout();
+    let _ = sock.set_read_timeout(Some(idle));
     let mut stream = rustls::Stream::new(&mut conn, &mut sock);
-    match read_loop(&mut stream, &who, ctx) {
+    let peer = Peer {
+        who: &who,
+        identity: &identity,
+    };
+    let result = read_loop(&mut stream, &peer, ctx, |stream| {
+        // The deadline follows the registered timeouts; a syscall only when it moves.
+        let now = ctx.idle_timeout();
+        if now != idle {
+            idle = now;
+            let _ = stream.sock.set_read_timeout(Some(idle));
+        }
+    });
+    match result {
         Ok(()) => log::debug!("{who}: closed"),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            log::info!(
+                "{who}: silent for {}; closing the connection",
+                crate::message::human_duration(idle)
+            );
+        }
         Err(err) => log::debug!("{who}: connection ended: {err}"),
     }
     stream.conn.send_close_notify();
     let _ = stream.flush();
 }
 
-fn read_loop(stream: &mut impl ReadWrite, who: &str, ctx: &Context) -> io::Result<()> {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut out: Vec<u8> = Vec::with_capacity(1024);
+/// Who is on the other end: for log lines and ownership checks.
+struct Peer<'a> {
+    /// `ADDR (IDENTITY)`, the prefix of every log line about the connection.
+    who: &'a str,
+    /// The client certificate identity.
+    identity: &'a str,
+}
+
+fn read_loop<'a>(
+    stream: &mut rustls::Stream<'a, ServerConnection, TcpStream>,
+    peer: &Peer<'_>,
+    ctx: &Context,
+    mut before_read: impl FnMut(&mut rustls::Stream<'a, ServerConnection, TcpStream>),
+) -> io::Result<()> {
+    let who = peer.who;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; READ_CHUNK];
+    let mut out: Vec<u8> = Vec::new();
     loop {
+        before_read(stream);
         let n = match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
@@ -127,7 +189,7 @@ fn read_loop(stream: &mut impl ReadWrite, who: &str, ctx: &Context) -> io::Resul
             if line.is_empty() {
                 continue;
             }
-            match handle(line, ctx) {
+            match handle(line, peer.identity, ctx) {
                 Ok(is_ping) => {
                     pings += u64::from(is_ping);
                     out.extend_from_slice(OK_LINE);
@@ -168,22 +230,57 @@ fn read_loop(stream: &mut impl ReadWrite, who: &str, ctx: &Context) -> io::Resul
         if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
             buf.shrink_to(READ_CHUNK);
         }
-    }
-}
-
-/// Applies one frame; `Ok(true)` for an accepted ping.
-fn handle(line: &[u8], ctx: &Context) -> Result<bool, FrameError> {
-    match ClientFrame::decode(line)? {
-        ClientFrame::Ping { service, status } => ctx.registry.ping(&service, status).map(|()| true),
-        ClientFrame::Register(registration) => {
-            log::debug!("register {:?}", registration);
-            ctx.registry.register(registration).map(|()| false)
+        if out.capacity() > 4 * READ_CHUNK {
+            out = Vec::new();
         }
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
+/// Applies one frame; `Ok(true)` for an accepted ping.
+fn handle(line: &[u8], identity: &str, ctx: &Context) -> Result<bool, FrameError> {
+    match ClientFrame::decode(line)? {
+        ClientFrame::Ping { service, status } => {
+            ctx.registry.ping(&service, status, identity).map(|()| true)
+        }
+        ClientFrame::Register(registration) => {
+            log::debug!("register {registration:?}");
+            ctx.registry
+                .register(registration, identity)
+                .map(|()| false)
+        }
+    }
+}
+
+/// Answers a connection over the cap with one `busy` line and closes it.
+/// Runs on the listener's single rejecter thread, never on a thread of its own.
+pub fn refuse_busy(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
+    let Ok(mut conn) = ServerConnection::new(ctx.tls.clone()) else {
+        return;
+    };
+    let mut sock = stream;
+    let deadline = ctx.handshake_timeout.min(BUSY_HANDSHAKE_TIMEOUT);
+    if handshake(&mut conn, &mut sock, deadline).is_err() {
+        return;
+    }
+    let reply = FrameError::new(
+        ErrorCode::Busy,
+        format!(
+            "procjon serves its maximum of {} connections (--max-connections); try again later",
+            ctx.max_connections
+        ),
+    )
+    .to_reply()
+    .encode();
+    let _ = sock.set_write_timeout(Some(BUSY_HANDSHAKE_TIMEOUT));
+    let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+    let _ = stream.write_all(&reply);
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+    log::debug!("{peer}: refused: busy");
+}
+
+/// How long the rejecter spends on one connection at most.
+const BUSY_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Drives the handshake to completion or fails once `timeout` has passed in
 /// total, however slowly the peer trickles bytes.

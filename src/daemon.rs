@@ -49,7 +49,13 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
         notify_stats.clone(),
     );
     let timer = TimerHandle::new();
-    let registry = Arc::new(Registry::new(&state, store_tx, timer.clone(), started));
+    let registry = Arc::new(Registry::new(
+        &state,
+        store_tx,
+        timer.clone(),
+        started,
+        config.limits,
+    ));
     let store_health = Arc::new(StoreHealth::default());
     let writer = Writer::new(file, state, store_rx, notify_tx, store_health.clone());
 
@@ -84,6 +90,8 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
         registry,
         stats: connection_stats,
         handshake_timeout: config.handshake_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
     });
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on {addr}"),

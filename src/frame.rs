@@ -77,6 +77,8 @@ pub enum ErrorCode {
     Busy,
     /// procjon failed on its side (e.g. the state file could not be written).
     Internal,
+    /// The service belongs to another client certificate identity.
+    Forbidden,
     /// Any code this version does not know (sent by a newer procjon).
     #[serde(other)]
     Unknown,
@@ -93,6 +95,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -372,7 +375,8 @@ mod tests {
     #[test]
     fn unknown_reply_code_decodes_as_unknown() {
         let reply =
-            ServerFrame::decode(br#"{"type":"error","code":"forbidden","message":"no"}"#).unwrap();
+            ServerFrame::decode(br#"{"type":"error","code":"from_the_future","message":"no"}"#)
+                .unwrap();
         assert!(matches!(
             reply,
             ServerFrame::Error {

@@ -277,12 +277,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
                 return Reply::api_error(400, format!("{raw:?} is not a valid URL path"));
             };
             let pending = sources.notify.pending_by_service();
-            let found = sources
-                .registry
-                .snapshot()
-                .into_iter()
-                .find(|view| view.registration.service == id);
-            match found {
+            match sources.registry.get(&id) {
                 Some(view) => {
                     let undelivered = pending.get(&id).copied().unwrap_or(0);
                     Reply::json(200, &ServiceStatus::new(&view, undelivered))

@@ -5,7 +5,7 @@
 
 use crate::config::ConfigError;
 use crate::connection::{self, Context};
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -40,8 +40,31 @@ pub fn bind_first(addr: &str) -> std::io::Result<TcpListener> {
     Err(last_err)
 }
 
-/// Accepts connections forever.
+/// Connections over the cap waiting for the rejecter; more are just closed.
+const REJECT_QUEUE: usize = 64;
+
+/// Accepts connections forever. Over `--max-connections`, a connection is
+/// handed to one rejecter thread that answers `busy` and closes it: no
+/// thread and no buffers per refused connection.
 pub fn run(listener: TcpListener, ctx: Arc<Context>) {
+    let (reject, rejected) = std::sync::mpsc::sync_channel::<(TcpStream, SocketAddr)>(REJECT_QUEUE);
+    let rejecter_ctx = ctx.clone();
+    let rejecter = std::thread::Builder::new()
+        .name("rejecter".into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || {
+            for (stream, peer) in rejected {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    connection::refuse_busy(stream, peer, &rejecter_ctx)
+                }));
+            }
+        });
+    if let Err(err) = rejecter {
+        log::warn!(
+            "cannot start the rejecter thread: {err}; connections over the cap will be closed without a reply"
+        );
+    }
+    let mut warned_full = false;
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -51,6 +74,20 @@ pub fn run(listener: TcpListener, ctx: Arc<Context>) {
                 continue;
             }
         };
+        if ctx.stats.open.load(Ordering::Relaxed) >= ctx.max_connections {
+            if !warned_full {
+                log::warn!(
+                    "{} connections open (--max-connections): answering new ones busy",
+                    ctx.max_connections
+                );
+                warned_full = true;
+            }
+            ctx.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+            // A full queue or a missing rejecter: just close it.
+            let _ = reject.try_send((stream, peer));
+            continue;
+        }
+        warned_full = false;
         ctx.stats.open.fetch_add(1, Ordering::Relaxed);
         let thread_ctx = ctx.clone();
         let spawned = std::thread::Builder::new()

@@ -251,11 +251,12 @@ mod tests {
 
     fn view(id: &str, availability: Availability, age_ms: Option<u64>) -> ServiceView {
         ServiceView {
-            registration: Registration {
+            registration: std::sync::Arc::new(Registration {
                 service: id.into(),
                 timeout_s: 5.0,
                 statuses: vec!["ok".into(), "degraded".into()],
-            },
+            }),
+            owner: Some("procjonagent".into()),
             availability,
             status: 1,
             last_ping_age: age_ms.map(Duration::from_millis),

@@ -1,17 +1,18 @@
-//! The registry: every registered service and its announced state. Shared by
-//! the connection threads (register, ping), the timer thread (expiry) and, read
-//! only, by status reporting. Its one lock is held only for in-memory work;
-//! records and announcements are handed to the store writer through a
-//! channel while the lock is held, so the file and the channel see events in
-//! exactly the order they happened. Never any I/O under the lock.
+//! The registry: every registered service, who owns it, and its announced
+//! state. Shared by the connection threads (register, ping), the timer thread
+//! (expiry) and, read only, by status reporting. Its one lock is held only for
+//! in-memory work; records and announcements are handed to the store writer
+//! through a channel while the lock is held, so the file and the channel see
+//! events in exactly the order they happened. Never any I/O under the lock.
 
 use crate::frame::{ErrorCode, FrameError, Registration};
 use crate::message;
-use crate::store::{self, Announcement, Record, State, StoreCmd};
+use crate::store::{self, Announcement, Definition, Record, State, StoreCmd};
 use crate::timer::{Deadline, TimerHandle};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Whether a service is known to be up.
@@ -40,7 +41,9 @@ impl Availability {
 #[derive(Debug, Clone)]
 pub struct ServiceView {
     /// Its definition.
-    pub registration: Registration,
+    pub registration: Arc<Registration>,
+    /// The certificate identity that owns it (none: not adopted yet).
+    pub owner: Option<Arc<str>>,
     /// Announced availability.
     pub availability: Availability,
     /// Announced status index.
@@ -51,8 +54,24 @@ pub struct ServiceView {
     pub last_change: Option<String>,
 }
 
+/// Limits on what agents may make procjon hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most services that may be registered; new ones past it get `busy`.
+    pub max_services: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_services: 100_000,
+        }
+    }
+}
+
 struct Service {
-    registration: Registration,
+    registration: Arc<Registration>,
+    owner: Option<Arc<str>>,
     timeout: Duration,
     availability: Availability,
     /// Announced status index.
@@ -63,6 +82,61 @@ struct Service {
     last_change: Option<String>,
 }
 
+impl Service {
+    fn new(registration: Arc<Registration>, owner: Option<Arc<str>>) -> Service {
+        Service {
+            timeout: registration.timeout(),
+            registration,
+            owner,
+            availability: Availability::Unknown,
+            status: 0,
+            last_ping: None,
+            timer_generation: 0,
+            last_change: None,
+        }
+    }
+
+    fn view(&self, now: Instant) -> ServiceView {
+        ServiceView {
+            registration: self.registration.clone(),
+            owner: self.owner.clone(),
+            availability: self.availability,
+            status: self.status,
+            last_ping_age: self.last_ping.map(|t| now.saturating_duration_since(t)),
+            last_change: self.last_change.clone(),
+        }
+    }
+
+    /// The stored form of this service's definition.
+    fn record(&self) -> Record {
+        Record::Register(Definition {
+            registration: (*self.registration).clone(),
+            owner: self.owner.as_deref().map(String::from),
+        })
+    }
+
+    /// Refuses a frame from an identity that doesn't own the service, and
+    /// adopts the service for `identity` when it has no owner yet. Returns
+    /// whether it was adopted (the new owner must be written down).
+    fn authorize(&mut self, identity: &str) -> Result<bool, FrameError> {
+        match &self.owner {
+            Some(owner) if **owner == *identity => Ok(false),
+            Some(owner) => Err(FrameError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "service {} belongs to certificate identity {owner:?}, not {identity:?}; \
+                     use that agent's certificate or another service id",
+                    self.registration.service
+                ),
+            )),
+            None => {
+                self.owner = Some(Arc::from(identity));
+                Ok(true)
+            }
+        }
+    }
+}
+
 struct Inner {
     services: HashMap<String, Service>,
     next_seq: u64,
@@ -70,10 +144,32 @@ struct Inner {
     store: Sender<StoreCmd>,
 }
 
+impl Inner {
+    fn arm(&mut self, timer: &TimerHandle, service_id: &str, at: Instant) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        timer.arm(Deadline {
+            at,
+            service: service_id.to_string(),
+            generation,
+        });
+        generation
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+}
+
 /// All registered services. See the module docs for the locking rules.
 pub struct Registry {
     inner: Mutex<Inner>,
     timer: TimerHandle,
+    limits: Limits,
+    /// Largest registered timeout, in milliseconds (for the idle deadline).
+    longest_timeout_ms: AtomicU64,
 }
 
 /// How long a register waits for the state file before answering `internal`.
@@ -87,6 +183,7 @@ impl Registry {
         store: Sender<StoreCmd>,
         timer: TimerHandle,
         started: Instant,
+        limits: Limits,
     ) -> Registry {
         let mut inner = Inner {
             services: HashMap::with_capacity(state.services.len()),
@@ -94,30 +191,20 @@ impl Registry {
             next_generation: 1,
             store,
         };
+        let mut longest = Duration::ZERO;
         for (id, saved) in &state.services {
-            let registration = saved.registration.clone();
-            let mut service = Service {
-                timeout: registration.timeout(),
-                registration,
-                availability: Availability::Unknown,
-                status: 0,
-                last_ping: None,
-                timer_generation: 0,
-                last_change: None,
-            };
+            let mut service = Service::new(
+                Arc::new(saved.registration.clone()),
+                saved.owner.as_deref().map(Arc::from),
+            );
+            longest = longest.max(service.timeout);
             if let Some(last) = &saved.last {
                 service.status = last.status;
                 service.last_change = Some(last.at.clone()).filter(|at| !at.is_empty());
                 if last.available {
                     service.availability = Availability::Available;
                     service.last_ping = Some(started);
-                    service.timer_generation = inner.next_generation;
-                    inner.next_generation += 1;
-                    timer.arm(Deadline {
-                        at: started + service.timeout,
-                        service: id.clone(),
-                        generation: service.timer_generation,
-                    });
+                    service.timer_generation = inner.arm(&timer, id, started + service.timeout);
                 } else {
                     service.availability = Availability::NotAvailable;
                 }
@@ -127,6 +214,8 @@ impl Registry {
         Registry {
             inner: Mutex::new(inner),
             timer,
+            limits,
+            longest_timeout_ms: AtomicU64::new(longest.as_millis() as u64),
         }
     }
 
@@ -136,52 +225,57 @@ impl Registry {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers or redefines a service; returns once it is on disk.
-    pub fn register(&self, registration: Registration) -> Result<(), FrameError> {
+    /// Registers or redefines a service for `identity`; returns once it is on disk.
+    pub fn register(&self, registration: Registration, identity: &str) -> Result<(), FrameError> {
         let (ack, durable) = mpsc::channel();
+        let timeout = registration.timeout();
         let sent = {
             let mut guard = self.lock();
             let inner = &mut *guard;
             let cmd = match inner.services.get_mut(&registration.service) {
-                Some(service) if service.registration == registration => StoreCmd::Barrier(ack),
                 Some(service) => {
-                    let timeout = registration.timeout();
-                    let timeout_changed = timeout != service.timeout;
-                    if service.status >= registration.statuses.len() as u64 {
-                        service.status = 0;
-                    }
-                    service.registration = registration.clone();
-                    service.timeout = timeout;
-                    if timeout_changed && service.availability == Availability::Available {
-                        let last_ping = service.last_ping.unwrap_or_else(Instant::now);
-                        service.timer_generation = inner.next_generation;
-                        inner.next_generation += 1;
-                        self.timer.arm(Deadline {
-                            at: last_ping + timeout,
-                            service: registration.service.clone(),
-                            generation: service.timer_generation,
-                        });
-                    }
-                    StoreCmd::Append {
-                        records: vec![Record::Register(registration)],
-                        ack: Some(ack),
+                    let adopted = service.authorize(identity)?;
+                    if *service.registration == registration && !adopted {
+                        StoreCmd::Barrier(ack)
+                    } else {
+                        let timeout_changed = timeout != service.timeout;
+                        if service.status >= registration.statuses.len() as u64 {
+                            service.status = 0;
+                        }
+                        service.registration = Arc::new(registration);
+                        service.timeout = timeout;
+                        let record = service.record();
+                        if timeout_changed && service.availability == Availability::Available {
+                            let at = service.last_ping.unwrap_or_else(Instant::now) + timeout;
+                            let id = service.registration.service.clone();
+                            let generation = inner.arm(&self.timer, &id, at);
+                            if let Some(service) = inner.services.get_mut(&id) {
+                                service.timer_generation = generation;
+                            }
+                        }
+                        StoreCmd::Append {
+                            records: vec![record],
+                            ack: Some(ack),
+                        }
                     }
                 }
                 None => {
-                    inner.services.insert(
-                        registration.service.clone(),
-                        Service {
-                            timeout: registration.timeout(),
-                            registration: registration.clone(),
-                            availability: Availability::Unknown,
-                            status: 0,
-                            last_ping: None,
-                            timer_generation: 0,
-                            last_change: None,
-                        },
-                    );
+                    if inner.services.len() >= self.limits.max_services {
+                        return Err(FrameError::new(
+                            ErrorCode::Busy,
+                            format!(
+                                "procjon holds its maximum of {} services (--max-services); try again later",
+                                self.limits.max_services
+                            ),
+                        ));
+                    }
+                    let service = Service::new(Arc::new(registration), Some(Arc::from(identity)));
+                    let record = service.record();
+                    inner
+                        .services
+                        .insert(service.registration.service.clone(), service);
                     StoreCmd::Append {
-                        records: vec![Record::Register(registration)],
+                        records: vec![record],
                         ack: Some(ack),
                     }
                 }
@@ -194,6 +288,8 @@ impl Registry {
                 "the state file writer has stopped",
             ));
         }
+        self.longest_timeout_ms
+            .fetch_max(timeout.as_millis() as u64, Ordering::Relaxed);
         match durable.recv_timeout(DURABLE_WAIT) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(FrameError::new(
@@ -207,8 +303,8 @@ impl Registry {
         }
     }
 
-    /// Records a ping. Announces availability and status changes.
-    pub fn ping(&self, service_id: &str, status: u64) -> Result<(), FrameError> {
+    /// Records a ping from `identity`. Announces availability and status changes.
+    pub fn ping(&self, service_id: &str, status: u64, identity: &str) -> Result<(), FrameError> {
         let now = Instant::now();
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -218,6 +314,7 @@ impl Registry {
                 format!("service {service_id} is not registered; send a register frame first"),
             ));
         };
+        let adopted = service.authorize(identity)?;
         let count = service.registration.statuses.len() as u64;
         if status >= count {
             return Err(FrameError::new(
@@ -229,20 +326,19 @@ impl Registry {
             ));
         }
         service.last_ping = Some(now);
-        if service.availability == Availability::Available && service.status == status {
+        if service.availability == Availability::Available && service.status == status && !adopted {
             return Ok(());
         }
+        let mut records = Vec::with_capacity(3);
+        if adopted {
+            records.push(service.record());
+        }
         let mut texts = Vec::with_capacity(2);
+        let mut arm_at = None;
         if service.availability != Availability::Available {
             service.availability = Availability::Available;
             texts.push((message::available(service_id), service.status));
-            service.timer_generation = inner.next_generation;
-            inner.next_generation += 1;
-            self.timer.arm(Deadline {
-                at: now + service.timeout,
-                service: service_id.to_string(),
-                generation: service.timer_generation,
-            });
+            arm_at = Some(now + service.timeout);
         }
         if service.status != status {
             let names = &service.registration.statuses;
@@ -253,25 +349,29 @@ impl Registry {
             texts.push((message::status_changed(service_id, new, &old), status));
             service.status = status;
         }
-        let at = store::now_rfc3339();
-        service.last_change = Some(at.clone());
-        let records: Vec<Record> = texts
-            .into_iter()
-            .map(|(text, status)| {
-                let seq = inner.next_seq;
-                inner.next_seq += 1;
-                Record::Announce(Announcement {
-                    seq,
-                    service: service_id.to_string(),
-                    available: true,
-                    status,
-                    text,
-                    at: at.clone(),
-                })
-            })
-            .collect();
+        if !texts.is_empty() {
+            service.last_change = Some(store::now_rfc3339());
+        }
+        let at = service.last_change.clone().unwrap_or_default();
+        if let Some(deadline) = arm_at {
+            let generation = inner.arm(&self.timer, service_id, deadline);
+            if let Some(service) = inner.services.get_mut(service_id) {
+                service.timer_generation = generation;
+            }
+        }
+        for (text, status) in texts {
+            let seq = inner.take_seq();
+            records.push(Record::Announce(Announcement {
+                seq,
+                service: service_id.to_string(),
+                available: true,
+                status,
+                text,
+                at: at.clone(),
+            }));
+        }
         let logged = records.clone();
-        let result = announce(inner, records);
+        let result = send(inner, records);
         drop(guard);
         log_announcements(&logged);
         result
@@ -296,18 +396,18 @@ impl Registry {
         service.timer_generation = 0;
         let at = store::now_rfc3339();
         service.last_change = Some(at.clone());
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
+        let status = service.status;
+        let seq = inner.take_seq();
         let record = Record::Announce(Announcement {
             seq,
             service: service_id.to_string(),
             available: false,
-            status: service.status,
+            status,
             text: message::not_available(service_id, now - last_ping),
             at,
         });
         let logged = [record.clone()];
-        let result = announce(inner, vec![record]);
+        let result = send(inner, vec![record]);
         drop(guard);
         log_announcements(&logged);
         if let Err(err) = result {
@@ -316,24 +416,22 @@ impl Registry {
         None
     }
 
-    /// A copy of every service's state, sorted by id.
+    /// A copy of every service's state, sorted by id. The lock is held only
+    /// to copy reference-counted definitions.
     pub fn snapshot(&self) -> Vec<ServiceView> {
         let now = Instant::now();
-        let inner = self.lock();
-        let mut views: Vec<ServiceView> = inner
-            .services
-            .values()
-            .map(|s| ServiceView {
-                registration: s.registration.clone(),
-                availability: s.availability,
-                status: s.status,
-                last_ping_age: s.last_ping.map(|t| now.saturating_duration_since(t)),
-                last_change: s.last_change.clone(),
-            })
-            .collect();
-        drop(inner);
+        let mut views: Vec<ServiceView> = {
+            let inner = self.lock();
+            inner.services.values().map(|s| s.view(now)).collect()
+        };
         views.sort_by(|a, b| a.registration.service.cmp(&b.registration.service));
         views
+    }
+
+    /// A copy of one service's state.
+    pub fn get(&self, service_id: &str) -> Option<ServiceView> {
+        let now = Instant::now();
+        self.lock().services.get(service_id).map(|s| s.view(now))
     }
 
     /// How many services are registered.
@@ -345,11 +443,16 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The largest timeout any service has registered (since start-up).
+    pub fn longest_timeout(&self) -> Duration {
+        Duration::from_millis(self.longest_timeout_ms.load(Ordering::Relaxed))
+    }
 }
 
-/// Queues announcements for the store; called with the lock held so the
-/// store sees them in the order they happened.
-fn announce(inner: &mut Inner, records: Vec<Record>) -> Result<(), FrameError> {
+/// Queues records for the store; called with the lock held so the store
+/// sees them in the order they happened.
+fn send(inner: &mut Inner, records: Vec<Record>) -> Result<(), FrameError> {
     inner
         .store
         .send(StoreCmd::Append { records, ack: None })

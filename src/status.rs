@@ -196,6 +196,7 @@ mod tests {
             last_ping_age_s: age,
             last_change: None,
             undelivered: 0,
+            owner: Some("procjonagent".into()),
         }
     }
 

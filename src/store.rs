@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Record {
     /// A service definition; replaces any earlier one for the same id.
-    Register(Registration),
+    Register(Definition),
     /// Forget a service (written by people; procjon never writes it).
     Remove {
         /// The service id.
@@ -41,6 +41,20 @@ pub enum Record {
         /// The announcement's sequence number.
         seq: u64,
     },
+}
+
+/// A service definition as stored: what the agent registered, plus the
+/// identity of the client certificate that owns the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Definition {
+    /// The registration as the agent sent it.
+    #[serde(flatten)]
+    pub registration: Registration,
+    /// Certificate identity (CN, else first DNS SAN) allowed to register and
+    /// ping this service. Absent in files written before ownership existed:
+    /// the first identity that registers or pings adopts the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One announcement: a message for the channel plus the service's announced
@@ -67,6 +81,8 @@ pub struct Announcement {
 pub struct ServiceState {
     /// Its definition.
     pub registration: Registration,
+    /// The identity that owns it, if adopted.
+    pub owner: Option<String>,
     /// The last announcement about it, if any (none: never pinged, "unknown").
     pub last: Option<Announcement>,
 }
@@ -88,7 +104,10 @@ impl State {
     /// Applies one record, as replay and the writer both do.
     fn apply(&mut self, record: &Record) {
         match record {
-            Record::Register(registration) => {
+            Record::Register(Definition {
+                registration,
+                owner,
+            }) => {
                 let last = self
                     .services
                     .remove(&registration.service)
@@ -103,6 +122,7 @@ impl State {
                     registration.service.clone(),
                     ServiceState {
                         registration: registration.clone(),
+                        owner: owner.clone(),
                         last,
                     },
                 );
@@ -159,11 +179,12 @@ impl State {
             .filter(|a| !lasts.contains(&a.seq))
             .map(|a| Record::Announce(a.clone()))
             .collect();
-        records.extend(
-            self.services
-                .values()
-                .map(|s| Record::Register(s.registration.clone())),
-        );
+        records.extend(self.services.values().map(|s| {
+            Record::Register(Definition {
+                registration: s.registration.clone(),
+                owner: s.owner.clone(),
+            })
+        }));
         for state in self.services.values() {
             if let Some(last) = &state.last {
                 records.push(Record::Announce(last.clone()));
@@ -322,7 +343,19 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
 /// Checks what serde can't: a registration's limits and unique `seq`s.
 fn check_record(record: &Record, state: &State, seen: &mut HashSet<u64>) -> Result<(), String> {
     match record {
-        Record::Register(registration) => registration.validate().map_err(|e| e.message),
+        Record::Register(Definition {
+            registration,
+            owner,
+        }) => {
+            registration.validate().map_err(|e| e.message)?;
+            match owner {
+                Some(owner) if owner.is_empty() => Err(
+                    "owner is empty; remove the field to let the next agent adopt the service"
+                        .into(),
+                ),
+                _ => Ok(()),
+            }
+        }
         Record::Announce(a) => {
             if !seen.insert(a.seq) {
                 return Err(format!(
@@ -673,10 +706,13 @@ mod tests {
     use super::*;
 
     fn reg(service: &str, statuses: &[&str]) -> Record {
-        Record::Register(Registration {
-            service: service.into(),
-            timeout_s: 10.0,
-            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+        Record::Register(Definition {
+            registration: Registration {
+                service: service.into(),
+                timeout_s: 10.0,
+                statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            },
+            owner: Some("team-a".into()),
         })
     }
 

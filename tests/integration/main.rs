@@ -6,6 +6,7 @@ mod support;
 mod config_errors;
 mod delivery;
 mod http;
+mod ownership;
 mod protocol;
 mod restart;
 mod state_file;

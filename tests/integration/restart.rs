@@ -45,13 +45,23 @@ fn restart_keeps_registrations_and_reports_only_real_outages() {
             assert!(expired.is_none(), "second notification {line:?}");
             expired = Some((line, started.elapsed()));
         }
-        if expired.as_ref().is_some_and(|(_, at)| started.elapsed() > *at + Duration::from_millis(400)) {
+        if expired
+            .as_ref()
+            .is_some_and(|(_, at)| started.elapsed() > *at + Duration::from_millis(400))
+        {
             break;
         }
     }
-    let (line, after) = expired.expect("the service that died during the downtime was not reported");
-    assert!(line.starts_with("dies is not available (no ping for 1"), "{line}");
-    assert!(after >= Duration::from_millis(1000), "reported after only {after:?}: not a full timeout");
+    let (line, after) =
+        expired.expect("the service that died during the downtime was not reported");
+    assert!(
+        line.starts_with("dies is not available (no ping for 1"),
+        "{line}"
+    );
+    assert!(
+        after >= Duration::from_millis(1000),
+        "reported after only {after:?}: not a full timeout"
+    );
     daemon.assert_quiet(Duration::from_millis(300));
 
     // "was-down" was announced not available before the restart: a ping makes it available again.

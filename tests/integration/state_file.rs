@@ -64,7 +64,18 @@ fn hand_edits_are_honoured() {
         std::fs::read_to_string(&state).is_ok_and(|s| s.contains("announce"))
     });
     let after = std::fs::read_to_string(&state).unwrap();
-    assert!(after.contains("[\"ok\"]}\n{\"op\":\"announce\""), "{after}");
+    // The missing newline was added before appending: every line is whole.
+    for line in after.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("{line}: {e}\n{after}"));
+    }
+    // The hand-written registration had no owner: the first agent adopted it.
+    assert!(
+        after.contains(
+            "\"service\":\"c\",\"timeout_s\":5.0,\"statuses\":[\"ok\"],\"owner\":\"procjonagent\"}"
+        ),
+        "{after}"
+    );
 }
 
 #[test]

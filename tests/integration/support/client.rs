@@ -29,6 +29,13 @@ impl Client {
         Client::connect_with(addr, agent_tls(super::certs())).unwrap()
     }
 
+    /// Connects with the certificate of agent identity `name` (see [`super::agent_cert`]).
+    pub fn connect_as(addr: SocketAddr, name: &str) -> Client {
+        let (cert, key) = super::agent_cert(name);
+        let tls = procjon::tls::client_config(&super::certs().join("ca.pem"), &cert, &key).unwrap();
+        Client::connect_with(addr, tls).unwrap()
+    }
+
     /// Connects with the given TLS config; the handshake runs on first I/O.
     pub fn connect_with(addr: SocketAddr, tls: Arc<ClientConfig>) -> std::io::Result<Client> {
         let sock = TcpStream::connect(addr)?;

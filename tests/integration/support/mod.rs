@@ -77,6 +77,33 @@ pub fn certs() -> &'static Path {
     })
 }
 
+/// A further agent certificate `NAME.pem`/`NAME.key` (identity NAME) in
+/// [`certs`], made once per run with `gen-certs.sh --agent NAME`.
+pub fn agent_cert(name: &str) -> (PathBuf, PathBuf) {
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = certs();
+    let mut made = MADE.lock().unwrap();
+    if !made.iter().any(|n| n == name) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-certs.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg(dir)
+            .args(["--agent", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gen-certs.sh --agent failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        made.push(name.to_string());
+    }
+    (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
+}
+
 /// Polls `check` every 10 ms until it is true; panics with `what` after `limit`.
 #[track_caller]
 pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
