@@ -21,6 +21,8 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
             .map_err(|_| format!("--log-level {level:?}: use error, warn, info, debug or trace"))?;
         builder.filter_level(filter);
     }
+    // tiny_http's own lines ("Server listening on ...") read like ours; keep it to problems.
+    builder.filter_module("tiny_http", log::LevelFilter::Warn);
     builder.init();
     Ok(())
 }
