@@ -14,6 +14,43 @@ use std::time::Duration;
 /// Environment variable holding the Slack webhook URL (the original's name).
 pub const WEBHOOK_ENV: &str = "PROCJON_SLACK_WEBHOOK";
 
+/// Settings an operator may give as environment variables (e.g. in a
+/// systemd unit) instead of flags: (flag, variable, default). A flag wins
+/// over its variable; an empty variable counts as unset.
+pub const ENVIRONMENT: [(&str, &str, &str); 8] = [
+    ("--endpoint", "PROCJON_ENDPOINT", "localhost:8080"),
+    ("--root-cert", "PROCJON_ROOT_CERT", ".certs/ca.pem"),
+    ("--cert", "PROCJON_CERT", ".certs/procjon.pem"),
+    ("--key-cert", "PROCJON_KEY_CERT", ".certs/procjon.key"),
+    ("--state", "PROCJON_STATE", "procjon-state.jsonl"),
+    ("--http", "PROCJON_HTTP", DEFAULT_HTTP),
+    ("--log-level", "PROCJON_LOG_LEVEL", "info"),
+    ("--slack-webhook", WEBHOOK_ENV, "(none: standard output)"),
+];
+
+/// A setting from its flag, else its environment variable, else its default
+/// (from [`ENVIRONMENT`]).
+pub fn setting(
+    flag_value: Option<&str>,
+    flag: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    if let Some(value) = flag_value {
+        return value.to_string();
+    }
+    let Some((_, var, default)) = ENVIRONMENT.iter().find(|(f, _, _)| *f == flag) else {
+        return String::new();
+    };
+    env(var)
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Reads the process environment (for [`setting`] and [`config`]).
+pub fn process_env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
 /// The default `--http` address.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:9090";
 
@@ -22,24 +59,24 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:9090";
 /// channel when they become available, go silent or change status. With no
 /// subcommand it serves.
 pub struct Args {
-    /// address to listen on for agents (default localhost:8080)
-    #[argh(option, short = 'e', default = "String::from(\"localhost:8080\")")]
-    pub endpoint: String,
-    /// CA certificate that agent certificates must chain to (default .certs/ca.pem)
-    #[argh(option, default = "PathBuf::from(\".certs/ca.pem\")")]
-    pub root_cert: PathBuf,
-    /// server certificate chain, PEM (default .certs/procjon.pem)
-    #[argh(option, short = 'c', default = "PathBuf::from(\".certs/procjon.pem\")")]
-    pub cert: PathBuf,
-    /// server private key, PEM (default .certs/procjon.key)
-    #[argh(option, short = 'k', default = "PathBuf::from(\".certs/procjon.key\")")]
-    pub key_cert: PathBuf,
-    /// log level: error, warn, info, debug or trace (default info; overrides RUST_LOG)
+    /// address to listen on for agents (default $PROCJON_ENDPOINT, else localhost:8080)
+    #[argh(option, short = 'e')]
+    pub endpoint: Option<String>,
+    /// CA certificate that agent certificates must chain to (default $PROCJON_ROOT_CERT, else .certs/ca.pem)
+    #[argh(option)]
+    pub root_cert: Option<PathBuf>,
+    /// server certificate chain, PEM (default $PROCJON_CERT, else .certs/procjon.pem)
+    #[argh(option, short = 'c')]
+    pub cert: Option<PathBuf>,
+    /// server private key, PEM (default $PROCJON_KEY_CERT, else .certs/procjon.key)
+    #[argh(option, short = 'k')]
+    pub key_cert: Option<PathBuf>,
+    /// log level: error, warn, info, debug or trace (default $PROCJON_LOG_LEVEL, else info; overrides RUST_LOG)
     #[argh(option, short = 'l')]
     pub log_level: Option<String>,
-    /// state file (default procjon-state.jsonl)
-    #[argh(option, default = "PathBuf::from(\"procjon-state.jsonl\")")]
-    pub state: PathBuf,
+    /// state file (default $PROCJON_STATE, else procjon-state.jsonl)
+    #[argh(option)]
+    pub state: Option<PathBuf>,
     /// the Slack incoming webhook URL (default: $PROCJON_SLACK_WEBHOOK; with neither, notifications are printed to standard output)
     #[argh(option)]
     pub slack_webhook: Option<String>,
@@ -64,9 +101,9 @@ pub struct Args {
     /// most registered services; registering more is answered "busy" (default 100000)
     #[argh(option, default = "100_000")]
     pub max_services: usize,
-    /// address of the plain-HTTP status page, JSON API and metrics, or "off" (default 127.0.0.1:9090)
-    #[argh(option, default = "String::from(DEFAULT_HTTP)")]
-    pub http: String,
+    /// address of the plain-HTTP status page, JSON API and metrics, or "off" (default $PROCJON_HTTP, else 127.0.0.1:9090)
+    #[argh(option)]
+    pub http: Option<String>,
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
@@ -91,9 +128,9 @@ pub enum Command {
 /// endpoint. Exit code 0 when every service that has been pinged is
 /// available, 1 when one is not, 2 when the daemon can't be asked.
 pub struct StatusArgs {
-    /// the daemon's --http address (default 127.0.0.1:9090)
-    #[argh(option, default = "String::from(DEFAULT_HTTP)")]
-    pub http: String,
+    /// the daemon's --http address (default $PROCJON_HTTP, else 127.0.0.1:9090)
+    #[argh(option)]
+    pub http: Option<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -106,13 +143,20 @@ pub struct CheckStateArgs {
     pub path: PathBuf,
 }
 
-/// The version line printed by `--version`.
+/// The git revision procjon was built from (empty outside a checkout).
+pub const GIT_REVISION: &str = env!("PROCJON_GIT_REVISION");
+
+/// The version line printed by `--version`, e.g. `procjon 0.1.0 (git 1a2b3c4d5e6f)`.
 pub fn version() -> String {
-    match option_env!("PROCJON_GIT_REVISION") {
-        Some(rev) if !rev.is_empty() => {
-            format!("procjon {} (git {rev})", env!("CARGO_PKG_VERSION"))
-        }
-        _ => format!("procjon {}", env!("CARGO_PKG_VERSION")),
+    version_of("procjon", env!("CARGO_PKG_VERSION"))
+}
+
+/// The version line of program `name` at `version`, with [`GIT_REVISION`].
+pub fn version_of(name: &str, version: &str) -> String {
+    if GIT_REVISION.is_empty() {
+        format!("{name} {version}")
+    } else {
+        format!("{name} {version} (git {GIT_REVISION})")
     }
 }
 
@@ -124,8 +168,10 @@ pub fn run(args: Args) -> ExitCode {
     }
     let result = match &args.command {
         Some(Command::CheckState(check)) => check_state(&check.path),
-        Some(Command::Status(status)) => return status_table(&status.http),
-        None => config(&args, std::env::var(WEBHOOK_ENV).ok()).and_then(crate::daemon::serve),
+        Some(Command::Status(status)) => {
+            return status_table(&setting(status.http.as_deref(), "--http", &process_env));
+        }
+        None => config(&args, &process_env).and_then(crate::daemon::serve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,11 +202,11 @@ fn status_table(addr: &str) -> ExitCode {
 }
 
 /// Validates the flags (and the webhook from the environment) into a [`Config`].
-pub fn config(args: &Args, webhook_env: Option<String>) -> Result<Config, ConfigError> {
+pub fn config(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let webhook = args
         .slack_webhook
         .clone()
-        .or(webhook_env)
+        .or_else(|| env(WEBHOOK_ENV))
         .filter(|url| !url.trim().is_empty());
     let sink = match webhook {
         Some(url) => Sink::Slack(WebhookUrl::parse(&url)?),
@@ -173,15 +219,15 @@ pub fn config(args: &Args, webhook_env: Option<String>) -> Result<Config, Config
         ..NotifyTuning::default()
     };
     Ok(Config {
-        endpoint: args.endpoint.clone(),
-        root_cert: args.root_cert.clone(),
-        cert: args.cert.clone(),
-        key: args.key_cert.clone(),
-        state: args.state.clone(),
+        endpoint: setting(args.endpoint.as_deref(), "--endpoint", env),
+        root_cert: path_setting(&args.root_cert, "--root-cert", env),
+        cert: path_setting(&args.cert, "--cert", env),
+        key: path_setting(&args.key_cert, "--key-cert", env),
+        state: path_setting(&args.state, "--state", env),
         sink,
         notify,
         handshake_timeout: seconds("--handshake-timeout", args.handshake_timeout, false)?,
-        http: http_address(&args.http)?,
+        http: http_address(&setting(args.http.as_deref(), "--http", env))?,
         idle_timeout: args
             .idle_timeout
             .map(|s| seconds("--idle-timeout", s, false))
@@ -191,6 +237,17 @@ pub fn config(args: &Args, webhook_env: Option<String>) -> Result<Config, Config
             max_services: at_least_one("--max-services", args.max_services as u64)? as usize,
         },
     })
+}
+
+fn path_setting(
+    flag_value: &Option<PathBuf>,
+    flag: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PathBuf {
+    match flag_value {
+        Some(path) => path.clone(),
+        None => PathBuf::from(setting(None, flag, env)),
+    }
 }
 
 fn at_least_one(flag: &'static str, value: u64) -> Result<u64, ConfigError> {
@@ -278,6 +335,38 @@ fn check_state(path: &std::path::Path) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn environment_fills_in_what_flags_leave_out() {
+        let env = |var: &str| match var {
+            "PROCJON_ENDPOINT" => Some("0.0.0.0:7000".to_string()),
+            "PROCJON_STATE" => Some("/var/lib/procjon/state.jsonl".to_string()),
+            "PROCJON_HTTP" => Some("off".to_string()),
+            "PROCJON_CERT" => Some("/etc/procjon/procjon.pem".to_string()),
+            "PROCJON_KEY_CERT" => Some(" ".to_string()),
+            _ => None,
+        };
+        let from_env = config(&parse(&[]), &env).unwrap();
+        assert_eq!(from_env.endpoint, "0.0.0.0:7000");
+        assert_eq!(
+            from_env.state,
+            PathBuf::from("/var/lib/procjon/state.jsonl")
+        );
+        assert_eq!(from_env.http, None);
+        assert_eq!(from_env.cert, PathBuf::from("/etc/procjon/procjon.pem"));
+        assert_eq!(
+            from_env.key,
+            PathBuf::from(".certs/procjon.key"),
+            "blank counts as unset"
+        );
+        let flags_win = config(&parse(&["-e", "127.0.0.1:1", "--state", "x.jsonl"]), &env).unwrap();
+        assert_eq!(flags_win.endpoint, "127.0.0.1:1");
+        assert_eq!(flags_win.state, PathBuf::from("x.jsonl"));
+    }
+
     fn parse(args: &[&str]) -> Args {
         Args::from_args(&["procjon"], args).unwrap()
     }
@@ -285,7 +374,7 @@ mod tests {
     #[test]
     fn defaults_mirror_the_original() {
         let args = parse(&[]);
-        let config = config(&args, None).unwrap();
+        let config = config(&args, &no_env).unwrap();
         assert_eq!(config.endpoint, "localhost:8080");
         assert_eq!(config.root_cert, PathBuf::from(".certs/ca.pem"));
         assert_eq!(config.cert, PathBuf::from(".certs/procjon.pem"));
@@ -298,11 +387,14 @@ mod tests {
 
     #[test]
     fn http_address_can_be_turned_off_and_must_have_a_port() {
-        assert_eq!(config(&parse(&["--http", "off"]), None).unwrap().http, None);
-        let any = config(&parse(&["--http", "[::]:0"]), None).unwrap();
+        assert_eq!(
+            config(&parse(&["--http", "off"]), &no_env).unwrap().http,
+            None
+        );
+        let any = config(&parse(&["--http", "[::]:0"]), &no_env).unwrap();
         assert_eq!(any.http.as_deref(), Some("[::]:0"));
         for bad in ["9090", "localhost", ":9090", "host:port", "host:70000"] {
-            let err = config(&parse(&["--http", bad]), None)
+            let err = config(&parse(&["--http", bad]), &no_env)
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with("--http: ") && err.contains(bad), "{err}");
@@ -312,33 +404,35 @@ mod tests {
     #[test]
     fn status_takes_its_own_http_flag() {
         let args = parse(&["status", "--http", "10.0.0.1:1"]);
-        assert!(matches!(args.command, Some(Command::Status(ref s)) if s.http == "10.0.0.1:1"));
+        assert!(
+            matches!(args.command, Some(Command::Status(ref s)) if s.http.as_deref() == Some("10.0.0.1:1"))
+        );
         let args = parse(&["status"]);
-        assert!(matches!(args.command, Some(Command::Status(ref s)) if s.http == DEFAULT_HTTP));
+        assert!(matches!(args.command, Some(Command::Status(ref s)) if s.http.is_none()));
     }
 
     #[test]
     fn webhook_comes_from_flag_or_environment() {
-        let env = Some("https://env.example/x".to_string());
-        let from_env = config(&parse(&[]), env.clone()).unwrap();
+        let env = |var: &str| (var == WEBHOOK_ENV).then(|| "https://env.example/x".to_string());
+        let from_env = config(&parse(&[]), &env).unwrap();
         assert!(matches!(from_env.sink, Sink::Slack(ref u) if u.host() == "env.example"));
         let from_flag =
-            config(&parse(&["--slack-webhook", "https://flag.example/y"]), env).unwrap();
+            config(&parse(&["--slack-webhook", "https://flag.example/y"]), &env).unwrap();
         assert!(matches!(from_flag.sink, Sink::Slack(ref u) if u.host() == "flag.example"));
-        let empty = config(&parse(&[]), Some(String::new())).unwrap();
+        let empty = config(&parse(&[]), &|_: &str| Some(String::new())).unwrap();
         assert_eq!(empty.sink, Sink::Stdout);
-        assert!(config(&parse(&["--slack-webhook", "nope"]), None).is_err());
+        assert!(config(&parse(&["--slack-webhook", "nope"]), &no_env).is_err());
     }
 
     #[test]
     fn refuses_unusable_seconds() {
-        assert!(config(&parse(&["--slack-interval", "0"]), None).is_ok());
+        assert!(config(&parse(&["--slack-interval", "0"]), &no_env).is_ok());
         for bad in [
             ["--slack-interval", "-1"],
             ["--slack-backoff", "0"],
             ["--handshake-timeout", "NaN"],
         ] {
-            let err = config(&parse(&bad), None).unwrap_err().to_string();
+            let err = config(&parse(&bad), &no_env).unwrap_err().to_string();
             assert!(err.starts_with(bad[0]), "{err}");
         }
     }
@@ -355,9 +449,9 @@ mod tests {
             "-l",
             "debug",
         ]);
-        assert_eq!(args.endpoint, "0.0.0.0:1");
-        assert_eq!(args.cert, PathBuf::from("a.pem"));
-        assert_eq!(args.key_cert, PathBuf::from("a.key"));
+        assert_eq!(args.endpoint.as_deref(), Some("0.0.0.0:1"));
+        assert_eq!(args.cert, Some(PathBuf::from("a.pem")));
+        assert_eq!(args.key_cert, Some(PathBuf::from("a.key")));
         assert_eq!(args.log_level.as_deref(), Some("debug"));
     }
 }

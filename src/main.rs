@@ -1,28 +1,61 @@
 //! The `procjon` binary: parse the command line, set up logging, run.
 
+use argh::FromArgs;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: procjon::cli::Args = argh::from_env();
-    if let Err(message) = init_logging(args.log_level.as_deref()) {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let level = args.log_level.clone().or_else(|| {
+        procjon::cli::process_env("PROCJON_LOG_LEVEL").filter(|l| !l.trim().is_empty())
+    });
+    if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjon: {message}");
         return ExitCode::from(2);
     }
     procjon::cli::run(args)
 }
 
-/// `-l LEVEL` wins over `RUST_LOG`; the default is info.
+/// Like `argh::from_env`, but a usage error exits 2 (a configuration
+/// problem), not 1 (which `procjon status` uses for "a service is down").
+fn parse_args() -> Result<procjon::cli::Args, ExitCode> {
+    let strings: Vec<String> = std::env::args().collect();
+    let command = strings
+        .first()
+        .map(|path| path.rsplit('/').next().unwrap_or(path))
+        .unwrap_or("procjon");
+    let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
+    procjon::cli::Args::from_args(&[command], &rest).map_err(|early| match early.status {
+        Ok(()) => {
+            println!("{}", early.output);
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            eprintln!("{}", early.output.trim_end());
+            ExitCode::from(2)
+        }
+    })
+}
+
+/// `-l LEVEL` (or `PROCJON_LOG_LEVEL`) wins over `RUST_LOG`; the default is
+/// info. The TLS and HTTP libraries only speak at warn (trace shows all).
 fn init_logging(level: Option<&str>) -> Result<(), String> {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut filter = log::LevelFilter::Info;
     if let Some(level) = level {
-        let filter: log::LevelFilter = level
+        filter = level
             .parse()
             .map_err(|_| format!("--log-level {level:?}: use error, warn, info, debug or trace"))?;
         builder.filter_level(filter);
     }
-    // tiny_http's own lines ("Server listening on ...") read like ours; keep it to problems.
-    builder.filter_module("tiny_http", log::LevelFilter::Warn);
+    if filter < log::LevelFilter::Trace {
+        // rustls's handshake details and tiny_http's "Server listening on ..." read like ours.
+        builder.filter_module("rustls", log::LevelFilter::Warn);
+        builder.filter_module("tiny_http", log::LevelFilter::Warn);
+    }
     builder.init();
     Ok(())
 }

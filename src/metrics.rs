@@ -176,10 +176,7 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         "procjon_build_info",
         &[
             ("version", env!("CARGO_PKG_VERSION")),
-            (
-                "revision",
-                option_env!("PROCJON_GIT_REVISION").unwrap_or(""),
-            ),
+            ("revision", crate::cli::GIT_REVISION),
         ],
         1,
     );
