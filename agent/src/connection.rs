@@ -205,9 +205,14 @@ impl Connection {
         let read = (&mut self.stream)
             .take(limit)
             .read_until(b'\n', &mut line)
-            .map_err(|source| ConnectionError::Receive {
-                source,
-                timeout: self.timeout,
+            .map_err(|source| match source.kind() {
+                // rustls: the socket closed without a TLS close_notify, as
+                // when procjon is killed or restarted.
+                io::ErrorKind::UnexpectedEof => ConnectionError::Closed,
+                _ => ConnectionError::Receive {
+                    source,
+                    timeout: self.timeout,
+                },
             })?;
         match line.last() {
             Some(b'\n') => {
