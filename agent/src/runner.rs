@@ -4,7 +4,7 @@
 //! network blip, a failing or panicking check) and returns only with an
 //! [`AgentError`] that retrying can't fix.
 
-use crate::agent::Agent;
+use crate::agent::{Agent, CheckError};
 use crate::backoff::Backoff;
 use crate::connection::{Connection, ConnectionError, Endpoint};
 use crate::error::{AgentError, one_line};
@@ -12,6 +12,7 @@ use crate::options::Options;
 use procjon::frame::{self, ClientFrame, ErrorCode, MAX_FRAME_LEN, Registration, ServerFrame};
 use rustls::ClientConfig;
 use std::convert::Infallible;
+use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -133,7 +134,8 @@ impl<A: Agent> Checker<A> {
                     }
                     Some(status)
                 }
-                Err(problem) => {
+                Err(failure) => {
+                    let problem = one_line(&failure.to_string());
                     let reported = self.failure;
                     let outcome = match reported {
                         Some(status) => format!("reporting {}", self.name(status)),
@@ -171,22 +173,43 @@ impl<A: Agent> Checker<A> {
         }
     }
 
-    /// One check, with errors, out-of-range indexes and panics as text.
-    fn check(&mut self) -> Result<u64, String> {
+    /// One check; errors, out-of-range indexes and panics are failures.
+    fn check(&mut self) -> Result<u64, CheckFailure> {
         let agent = &mut self.agent;
+        let count = self.names.len();
         match panic::catch_unwind(AssertUnwindSafe(|| agent.check())) {
-            Ok(Ok(status)) if status < self.names.len() as u64 => Ok(status),
-            Ok(Ok(status)) => Err(format!(
-                "status {status} is past the {} status names",
-                self.names.len()
-            )),
-            Ok(Err(err)) => Err(one_line(&err.to_string())),
-            Err(_) => Err("the check panicked (see above)".into()),
+            Ok(Ok(status)) if status < count as u64 => Ok(status),
+            Ok(Ok(status)) => Err(CheckFailure::PastTheList { status, count }),
+            Ok(Err(err)) => Err(CheckFailure::Error(err)),
+            Err(_) => Err(CheckFailure::Panicked),
         }
     }
 
     fn name(&self, status: u64) -> &str {
         self.names.get(status as usize).map_or("?", String::as_str)
+    }
+}
+
+/// Why a check gave no status.
+#[derive(Debug)]
+enum CheckFailure {
+    /// The agent's check returned an error.
+    Error(CheckError),
+    /// The agent's check returned an index past its status names.
+    PastTheList { status: u64, count: usize },
+    /// The agent's check panicked (the panic message is already on stderr).
+    Panicked,
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckFailure::Error(err) => err.fmt(f),
+            CheckFailure::PastTheList { status, count } => {
+                write!(f, "status {status} is past the {count} status names")
+            }
+            CheckFailure::Panicked => f.write_str("the check panicked (see above)"),
+        }
     }
 }
 
@@ -202,6 +225,17 @@ impl From<ConnectionError> for SessionEnd {
     fn from(err: ConnectionError) -> Self {
         SessionEnd::Lost(err.to_string())
     }
+}
+
+/// Whether a refusal is final: procjon would refuse the same frame again,
+/// however often it is sent. `busy`, `internal`, a repeated
+/// `not_registered` or `bad_status` and codes from a newer procjon (treated
+/// like `internal`) are worth another try after a pause.
+fn is_final(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::BadService | ErrorCode::BadFrame | ErrorCode::TooLarge
+    )
 }
 
 /// The ping thread's state: the connection loop.
@@ -311,25 +345,22 @@ impl Pinger {
         }
     }
 
-    /// Sorts a refusal into fatal (the same frame would be refused again)
-    /// and transient (procjon is busy or failing; reconnect later).
+    /// Ends the session after a refusal: for good when the same frame
+    /// would be refused again, else with a reconnection later.
     fn refused(&self, frame: &'static str, code: ErrorCode, message: String) -> SessionEnd {
-        match code {
-            ErrorCode::BadService | ErrorCode::BadFrame | ErrorCode::TooLarge => {
-                SessionEnd::Fatal(AgentError::Rejected {
-                    endpoint: self.endpoint.to_string(),
-                    service: self.service.clone(),
-                    frame,
-                    code,
-                    message,
-                })
-            }
-            // busy, internal, a repeated not_registered or bad_status, and
-            // codes from a newer procjon (treated like internal).
-            _ => SessionEnd::Lost(format!(
+        if is_final(code) {
+            SessionEnd::Fatal(AgentError::Rejected {
+                endpoint: self.endpoint.to_string(),
+                service: self.service.clone(),
+                frame,
+                code,
+                message,
+            })
+        } else {
+            SessionEnd::Lost(format!(
                 "procjon refused the {frame}: {code}: {}",
                 one_line(&message)
-            )),
+            ))
         }
     }
 
@@ -364,7 +395,6 @@ impl Pinger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::CheckError;
     use crate::ping::Ping;
 
     struct Named(Vec<String>);
@@ -411,6 +441,31 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with("status names: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_refusals_that_would_repeat_are_final() {
+        for code in [
+            ErrorCode::BadService,
+            ErrorCode::BadFrame,
+            ErrorCode::TooLarge,
+        ] {
+            assert!(is_final(code), "{code}");
+        }
+        let unknown =
+            match ServerFrame::decode(br#"{"type":"error","code":"forbidden","message":""}"#) {
+                Ok(ServerFrame::Error { code, .. }) => code,
+                other => panic!("{other:?}"),
+            };
+        for code in [
+            ErrorCode::Busy,
+            ErrorCode::Internal,
+            ErrorCode::NotRegistered,
+            ErrorCode::BadStatus,
+            unknown,
+        ] {
+            assert!(!is_final(code), "{code}");
         }
     }
 
