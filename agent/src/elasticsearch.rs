@@ -37,7 +37,8 @@ impl fmt::Debug for Authorization {
 
 impl Elasticsearch {
     /// An agent for the cluster at `host` (`http://` or `https://`, e.g.
-    /// `http://localhost:9200`). `user` and `password` turn on basic auth;
+    /// `http://localhost:9200`). `credentials` (user, password) turn on
+    /// basic auth;
     /// `ca` is the CA certificate an HTTPS cluster's certificate chains to
     /// (default: the public web roots). A request gives up after `deadline`
     /// (`procjonagent` uses the period).

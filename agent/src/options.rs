@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where and how an agent reports. Fields state their default.
+/// Where and how an agent reports. Fields state their default. Make one
+/// with [`Options::new`] and change the fields you need (more may come).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Options {
     /// The service id: 1 to 128 characters from `[A-Za-z0-9._:@/-]`.
     /// No default here; `procjonagent` uses the host name.

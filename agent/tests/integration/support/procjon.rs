@@ -18,6 +18,17 @@ pub struct Procjon {
     pub stderr: Lines,
 }
 
+/// Prefixes of the variables cargo sets for a test process about its package.
+const PACKAGE_VARS: [&str; 7] = [
+    "CARGO_PKG_",
+    "CARGO_MANIFEST_",
+    "CARGO_BIN_",
+    "CARGO_CRATE_",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+];
+
 /// The daemon binary beside `procjonagent` in the target dir, built once
 /// if `cargo test -p procjon-agent` didn't (it belongs to another package).
 fn binary() -> &'static Path {
@@ -26,11 +37,20 @@ fn binary() -> &'static Path {
         let path = Path::new(env!("CARGO_BIN_EXE_procjonagent")).with_file_name("procjon");
         if !path.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
+            let mut build = Command::new(cargo);
+            build
                 .args(["build", "-p", "procjon", "--bin", "procjon"])
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .status()
-                .expect("running cargo build -p procjon");
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            // What cargo sets for this test describes this package; build
+            // scripts (ring's) watch some of it, and seeing it here would
+            // make them, and everything above them, rebuild twice.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                if PACKAGE_VARS.iter().any(|p| key.starts_with(p)) {
+                    build.env_remove(&*key);
+                }
+            }
+            let status = build.status().expect("running cargo build -p procjon");
             assert!(status.success(), "cargo build -p procjon failed");
         }
         path
