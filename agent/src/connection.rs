@@ -78,6 +78,14 @@ pub(crate) enum ConnectionError {
     },
     /// procjon closed the connection.
     Closed,
+    /// procjon refused the agent's certificate (a TLS alert).
+    CertificateRefused { addr: SocketAddr, alert: String },
+    /// procjon's certificate is not trusted.
+    ServerCertificate {
+        addr: SocketAddr,
+        host: String,
+        reason: String,
+    },
     /// procjon sent a line that isn't a reply.
     BadReply { reason: String },
 }
@@ -100,6 +108,16 @@ impl fmt::Display for ConnectionError {
             }
             ConnectionError::Receive { source, .. } => write!(f, "reading the reply: {source}"),
             ConnectionError::Closed => f.write_str("procjon closed the connection"),
+            ConnectionError::CertificateRefused { addr, alert } => write!(
+                f,
+                "procjon at {addr} refused the agent's certificate ({alert}); check -c/-k and \
+                 that the certificate was made by the CA procjon trusts"
+            ),
+            ConnectionError::ServerCertificate { addr, host, reason } => write!(
+                f,
+                "the certificate of {addr} is not trusted ({reason}); check that --root-cert \
+                 is procjon's CA and that procjon's certificate is valid for {host}"
+            ),
             ConnectionError::BadReply { reason } => {
                 write!(f, "procjon sent an unreadable reply: {reason}")
             }
@@ -108,6 +126,44 @@ impl fmt::Display for ConnectionError {
 }
 
 impl std::error::Error for ConnectionError {}
+
+/// Names the certificate problems behind a TLS failure, which rustls
+/// reports as an I/O error wrapping its own; others stay as `fallback`.
+fn certificate_problem(
+    err: io::Error,
+    addr: SocketAddr,
+    endpoint: &Endpoint,
+    fallback: impl FnOnce(io::Error) -> ConnectionError,
+) -> ConnectionError {
+    use rustls::AlertDescription as Alert;
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(
+            alert @ (Alert::BadCertificate
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateRevoked
+            | Alert::CertificateExpired
+            | Alert::CertificateUnknown
+            | Alert::UnknownCA
+            | Alert::CertificateRequired
+            | Alert::AccessDenied
+            // rustls's answer to a certificate whose signature doesn't
+            // verify, e.g. one made by another CA of the same name.
+            | Alert::DecryptError),
+        )) => ConnectionError::CertificateRefused {
+            addr,
+            alert: format!("{alert:?}"),
+        },
+        Some(rustls::Error::InvalidCertificate(reason)) => ConnectionError::ServerCertificate {
+            addr,
+            host: endpoint.host.clone(),
+            reason: format!("{reason:?}"),
+        },
+        _ => fallback(err),
+    }
+}
 
 fn is_timeout(err: &io::Error) -> bool {
     matches!(
@@ -120,6 +176,7 @@ fn is_timeout(err: &io::Error) -> bool {
 pub(crate) struct Connection {
     stream: BufReader<StreamOwned<ClientConnection, TcpStream>>,
     peer: SocketAddr,
+    endpoint: Endpoint,
     timeout: Duration,
 }
 
@@ -167,11 +224,13 @@ impl Connection {
         let mut conn = ClientConnection::new(tls.clone(), endpoint.server_name.clone())
             .map_err(|e| handshake(io::Error::other(e)))?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).map_err(handshake)?;
+            conn.complete_io(&mut sock)
+                .map_err(|err| certificate_problem(err, addr, endpoint, handshake))?;
         }
         Ok(Connection {
             stream: BufReader::new(StreamOwned::new(conn, sock)),
             peer: addr,
+            endpoint: endpoint.clone(),
             timeout,
         })
     }
@@ -209,10 +268,14 @@ impl Connection {
                 // rustls: the socket closed without a TLS close_notify, as
                 // when procjon is killed or restarted.
                 io::ErrorKind::UnexpectedEof => ConnectionError::Closed,
-                _ => ConnectionError::Receive {
-                    source,
-                    timeout: self.timeout,
-                },
+                // With TLS 1.3, procjon checks the agent's certificate after
+                // the client's side of the handshake: its refusal arrives here.
+                _ => certificate_problem(source, self.peer, &self.endpoint, |source| {
+                    ConnectionError::Receive {
+                        source,
+                        timeout: self.timeout,
+                    }
+                }),
             })?;
         match line.last() {
             Some(b'\n') => {

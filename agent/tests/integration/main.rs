@@ -4,6 +4,7 @@
 
 mod support;
 
+mod certificates;
 mod config_errors;
 mod elasticsearch;
 mod exec;

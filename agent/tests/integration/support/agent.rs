@@ -153,6 +153,11 @@ pub struct RunningAgent {
 }
 
 impl RunningAgent {
+    /// Whether the agent hasn't exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the agent and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

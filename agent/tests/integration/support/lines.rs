@@ -87,8 +87,9 @@ impl Lines {
         }
     }
 
-    /// For each step: `apply`s it, then waits for the announcement
-    /// `SERVICE status changed to CHANGE`.
+    /// For each step: `apply`s it, then waits for the next status change
+    /// of `service`, which must be `SERVICE status changed to CHANGE` (a
+    /// flap in between fails the test).
     #[track_caller]
     pub fn expect_changes<T: Copy>(
         &self,
@@ -96,9 +97,13 @@ impl Lines {
         steps: &[(T, &str)],
         mut apply: impl FnMut(T),
     ) {
+        let prefix = format!("{service} status changed to ");
         for (step, change) in steps {
             apply(*step);
-            self.expect_line(&format!("{service} status changed to {change}"));
+            let line = self.expect(&format!("starting {prefix:?}"), super::WAIT, |l| {
+                l.starts_with(&prefix)
+            });
+            assert_eq!(line, format!("{prefix}{change}"), "{}", self.report());
         }
     }
 
