@@ -38,9 +38,18 @@ pub fn run<A: Agent>(agent: A, options: &Options) -> Result<Infallible, AgentErr
     let registration = registration(&agent, options)?;
     let endpoint = Endpoint::parse(&options.endpoint)?;
     let tls = procjon::tls::client_config(&options.root_cert, &options.cert, &options.key)?;
+    let failure = agent.failure_status();
+    if let Some(status) = failure.filter(|s| *s >= registration.statuses.len() as u64) {
+        return Err(AgentError::BadStatuses {
+            reason: format!(
+                "the failure status {status} is past the {} names",
+                registration.statuses.len()
+            ),
+        });
+    }
     let (reports, received) = mpsc::channel();
     let checker = Checker {
-        failure: agent.failure_status(),
+        failure,
         names: registration.statuses.clone(),
         agent,
         period: options.period,
