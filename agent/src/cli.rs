@@ -1,0 +1,407 @@
+//! The `procjonagent` command line: raw flags as argh parses them, validated
+//! into [`Options`] and an agent, and [`run`], the only place that prints
+//! errors and picks exit codes (2: a problem the user must fix).
+
+use crate::agent::Agent;
+use crate::elasticsearch::{self, Elasticsearch};
+use crate::error::AgentError;
+use crate::exec::{Exec, NAGIOS_STATUSES};
+use crate::options::Options;
+use crate::ping::Ping;
+use crate::systemd::Systemd;
+use argh::FromArgs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(FromArgs, Debug)]
+/// procjonagent reports a service's status to procjon over mutual TLS every
+/// period, until stopped. It reconnects by itself when procjon restarts.
+/// The common flags may come before or after the agent's name.
+pub struct Args {
+    /// service id (default: the host name)
+    #[argh(option, short = 's')]
+    pub service: Option<String>,
+    /// seconds without a ping after which procjon says the service is not available (default 10)
+    #[argh(option, short = 't', default = "10.0")]
+    pub timeout: f64,
+    /// seconds between two checks and pings; must be below the timeout (default 4)
+    #[argh(option, short = 'p', default = "4.0")]
+    pub period: f64,
+    /// procjon's address, host:port (default localhost:8080)
+    #[argh(option, short = 'e', default = "String::from(\"localhost:8080\")")]
+    pub endpoint: String,
+    /// CA certificate procjon's certificate must chain to (default .certs/ca.pem)
+    #[argh(option, default = "PathBuf::from(\".certs/ca.pem\")")]
+    pub root_cert: PathBuf,
+    /// agent certificate chain, PEM (default .certs/procjonagent.pem)
+    #[argh(
+        option,
+        short = 'c',
+        default = "PathBuf::from(\".certs/procjonagent.pem\")"
+    )]
+    pub cert: PathBuf,
+    /// agent private key, PEM (default .certs/procjonagent.key)
+    #[argh(
+        option,
+        short = 'k',
+        default = "PathBuf::from(\".certs/procjonagent.key\")"
+    )]
+    pub key_cert: PathBuf,
+    /// log level: error, warn, info, debug or trace (default info; overrides RUST_LOG)
+    #[argh(option, short = 'l')]
+    pub log_level: Option<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    /// the agent to run
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+/// The agents.
+pub enum Command {
+    /// `ping`.
+    Ping(PingArgs),
+    /// `systemd --unit NAME`.
+    Systemd(SystemdArgs),
+    /// `elasticsearch [--host URL] [--user NAME] [--ca PATH]`.
+    Elasticsearch(ElasticsearchArgs),
+    /// `exec [--statuses LIST] -- CMD ARGS...`.
+    Exec(ExecArgs),
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ping")]
+/// Report that this host is up: one status, ok.
+pub struct PingArgs {}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "systemd")]
+/// Report a systemd unit's ActiveState: active, reloading, inactive, failed,
+/// activating, deactivating or unknown (systemctl failed).
+pub struct SystemdArgs {
+    /// the unit, e.g. nginx.service
+    #[argh(option)]
+    pub unit: String,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "elasticsearch")]
+/// Report an Elasticsearch cluster's health: green, yellow, red or unknown
+/// (no answer within the period, an HTTP error or an unexpected body). The
+/// basic-auth password is read from PROCJON_ES_PASSWORD.
+pub struct ElasticsearchArgs {
+    /// the cluster's URL (default http://localhost:9200)
+    #[argh(option, default = "String::from(\"http://localhost:9200\")")]
+    pub host: String,
+    /// basic-auth user name; the password comes from $PROCJON_ES_PASSWORD
+    #[argh(option)]
+    pub user: Option<String>,
+    /// CA certificate of an https:// cluster (default: the public web roots)
+    #[argh(option)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "exec")]
+/// Run a command every period and report its exit code as the status: 0 ok,
+/// 1 warning, 2 critical, 3 unknown (Nagios plugins work unchanged). A code
+/// past the list, a signal or still running at the end of the period
+/// reports the last status.
+pub struct ExecArgs {
+    /// comma-separated status names, indexed by exit code (default ok,warning,critical,unknown)
+    #[argh(option)]
+    pub statuses: Option<String>,
+    /// the command and its arguments (put -- before them)
+    #[argh(positional, greedy)]
+    pub command: Vec<String>,
+}
+
+/// The common flags that take a value, which may follow the agent's name.
+const COMMON_OPTIONS: [&str; 15] = [
+    "-s",
+    "--service",
+    "-t",
+    "--timeout",
+    "-p",
+    "--period",
+    "-e",
+    "--endpoint",
+    "--root-cert",
+    "-c",
+    "--cert",
+    "-k",
+    "--key-cert",
+    "-l",
+    "--log-level",
+];
+/// The agents' own flags that take a value.
+const AGENT_OPTIONS: [&str; 5] = ["--unit", "--host", "--user", "--ca", "--statuses"];
+/// The agents' names.
+const AGENTS: [&str; 4] = ["ping", "systemd", "elasticsearch", "exec"];
+
+fn is_common(arg: &str) -> bool {
+    COMMON_OPTIONS.contains(&arg)
+}
+
+/// Parses the process's arguments. `Err` carries the exit code after argh
+/// has printed help (0) or a usage error (2).
+pub fn parse_env() -> Result<Args, ExitCode> {
+    let mut raw = Vec::new();
+    for arg in std::env::args_os() {
+        match arg.into_string() {
+            Ok(arg) => raw.push(arg),
+            Err(arg) => {
+                eprintln!("procjonagent: argument {arg:?} is not valid UTF-8");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    let (name, rest) = match raw.split_first() {
+        Some((name, rest)) => (name.clone(), rest.to_vec()),
+        None => ("procjonagent".to_string(), Vec::new()),
+    };
+    parse(&name, hoist_common_flags(rest))
+}
+
+fn parse(name: &str, args: Vec<String>) -> Result<Args, ExitCode> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Args::from_args(&[name], &args).map_err(|exit| {
+        if exit.status.is_ok() {
+            print!("{}", exit.output);
+            ExitCode::SUCCESS
+        } else {
+            eprint!("{}", exit.output);
+            ExitCode::from(2)
+        }
+    })
+}
+
+/// Moves common flags found after the agent's name in front of it, so that
+/// `procjonagent ping -l debug` works like the original's
+/// `procjonagent -l debug ping`. Stops at `--` and at the first positional
+/// argument (an `exec` command, whose flags are its own).
+pub fn hoist_common_flags(args: Vec<String>) -> Vec<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if AGENTS.contains(&arg) {
+            break;
+        }
+        i += if is_common(arg) { 2 } else { 1 };
+    }
+    if i >= args.len() {
+        return args;
+    }
+    let (mut front, mut back) = (args[..i].to_vec(), vec![args[i].clone()]);
+    let mut rest = args[i + 1..].iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" || !arg.starts_with('-') {
+            back.push(arg.clone());
+            back.extend(rest.cloned());
+            break;
+        }
+        let target = if is_common(arg) {
+            &mut front
+        } else {
+            &mut back
+        };
+        target.push(arg.clone());
+        let takes_value = is_common(arg) || AGENT_OPTIONS.contains(&arg.as_str());
+        if takes_value && let Some(value) = rest.next() {
+            target.push(value.clone());
+        }
+    }
+    front.extend(back);
+    front
+}
+
+/// Runs what the arguments ask for and returns the process exit code. Runs
+/// until killed unless the configuration is unusable or procjon refuses the
+/// service for good.
+pub fn run(args: Args) -> ExitCode {
+    if args.version {
+        println!("procjonagent {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let result = options(&args).and_then(|options| match &args.command {
+        None => Err(AgentError::BadOption {
+            option: "agent",
+            reason: "choose one: ping, systemd, elasticsearch or exec (see --help)".into(),
+        }),
+        Some(Command::Ping(_)) => start(Ping, &options),
+        Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
+        Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
+        Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("procjonagent: {err}");
+            match err {
+                AgentError::Thread { .. } | AgentError::CheckStopped => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
+        }
+    }
+}
+
+fn start(agent: impl Agent, options: &Options) -> Result<(), AgentError> {
+    let Err(err) = crate::run(agent, options);
+    Err(err)
+}
+
+/// Validates the common flags into [`Options`].
+pub fn options(args: &Args) -> Result<Options, AgentError> {
+    let service = match &args.service {
+        Some(service) => service.clone(),
+        None => host_name().ok_or_else(|| AgentError::BadOption {
+            option: "--service",
+            reason: "the host name could not be read; give the service id with -s".into(),
+        })?,
+    };
+    Ok(Options {
+        service,
+        timeout: seconds("--timeout", args.timeout)?,
+        period: seconds("--period", args.period)?,
+        endpoint: args.endpoint.clone(),
+        root_cert: args.root_cert.clone(),
+        cert: args.cert.clone(),
+        key: args.key_cert.clone(),
+    })
+}
+
+fn seconds(option: &'static str, value: f64) -> Result<Duration, AgentError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| AgentError::BadOption {
+            option,
+            reason: format!("{value} is not a usable number of seconds; give a number above 0"),
+        })
+}
+
+fn elasticsearch(
+    args: &ElasticsearchArgs,
+    deadline: Duration,
+) -> Result<Elasticsearch, AgentError> {
+    let password = std::env::var(elasticsearch::PASSWORD_ENV).ok();
+    let credentials = match (&args.user, &password) {
+        (Some(user), Some(password)) => Some((user.as_str(), password.as_str())),
+        (Some(_), None) => {
+            return Err(AgentError::BadOption {
+                option: "--user",
+                reason: format!(
+                    "the password is read from the environment variable {}, which is not set",
+                    elasticsearch::PASSWORD_ENV
+                ),
+            });
+        }
+        (None, _) => None,
+    };
+    Elasticsearch::new(&args.host, credentials, args.ca.as_deref(), deadline)
+}
+
+fn exec(args: &ExecArgs, deadline: Duration) -> Result<Exec, AgentError> {
+    let statuses = match &args.statuses {
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        None => NAGIOS_STATUSES.map(String::from).to_vec(),
+    };
+    let command = match args.command.split_first() {
+        Some((dashes, rest)) if dashes == "--" => rest,
+        _ => &args.command[..],
+    };
+    Exec::new(command, statuses, deadline)
+}
+
+/// The host name, from the kernel (Linux) or `/etc/hostname`.
+fn host_name() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_string())
+        .find(|name| !name.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn parse_ok(args: &[&str]) -> Args {
+        parse("procjonagent", hoist_common_flags(strings(args))).unwrap()
+    }
+
+    #[test]
+    fn defaults_mirror_the_original() {
+        let args = parse_ok(&["-s", "web-1", "ping"]);
+        let options = options(&args).unwrap();
+        let mut expected = Options::new("web-1");
+        expected.timeout = Duration::from_secs(10);
+        expected.period = Duration::from_secs(4);
+        assert_eq!(options, expected);
+        assert!(matches!(args.command, Some(Command::Ping(_))));
+        let es = parse_ok(&["elasticsearch"]);
+        assert!(
+            matches!(es.command, Some(Command::Elasticsearch(ref a)) if a.host == "http://localhost:9200")
+        );
+    }
+
+    #[test]
+    fn common_flags_may_follow_the_agent() {
+        let hoisted = hoist_common_flags(strings(&[
+            "systemd", "--unit", "-l", "-s", "web-1", "-l", "debug",
+        ]));
+        assert_eq!(
+            hoisted,
+            strings(&["-s", "web-1", "-l", "debug", "systemd", "--unit", "-l"])
+        );
+        let args = parse_ok(&["ping", "-t", "3", "-p", "1", "-e", "h:1"]);
+        assert_eq!((args.timeout, args.period), (3.0, 1.0));
+        assert_eq!(args.endpoint, "h:1");
+    }
+
+    #[test]
+    fn exec_commands_keep_their_flags() {
+        let args = parse_ok(&[
+            "-s",
+            "x",
+            "exec",
+            "--statuses",
+            "up,down",
+            "-t",
+            "5",
+            "--",
+            "check",
+            "-t",
+            "2",
+        ]);
+        assert_eq!(args.timeout, 5.0);
+        let Some(Command::Exec(exec)) = args.command else {
+            panic!("not exec");
+        };
+        assert_eq!(exec.statuses.as_deref(), Some("up,down"));
+        let tail: Vec<&str> = exec.command.iter().map(String::as_str).collect();
+        assert!(tail.ends_with(&["check", "-t", "2"]), "{tail:?}");
+        let bare = parse_ok(&["exec", "check_load", "-w", "4"]);
+        let Some(Command::Exec(exec)) = bare.command else {
+            panic!("not exec");
+        };
+        assert_eq!(exec.command, strings(&["check_load", "-w", "4"]));
+    }
+
+    #[test]
+    fn refuses_unusable_seconds() {
+        for bad in ["0", "-1", "NaN", "inf"] {
+            let args = parse_ok(&["-s", "x", "-t", bad, "ping"]);
+            let err = options(&args).unwrap_err().to_string();
+            assert!(err.starts_with("--timeout: "), "{err}");
+        }
+    }
+}

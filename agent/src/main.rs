@@ -1,0 +1,34 @@
+//! The `procjonagent` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match procjon_agent::cli::parse_env() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    if let Err(message) = init_logging(args.log_level.as_deref()) {
+        eprintln!("procjonagent: {message}");
+        return ExitCode::from(2);
+    }
+    procjon_agent::cli::run(args)
+}
+
+/// `-l LEVEL` wins over `RUST_LOG`; the default is info. `-l` sets the
+/// agent's own level; libraries (rustls, ureq) stay at info at most, so that
+/// `-l debug` shows pings rather than handshake internals.
+fn init_logging(level: Option<&str>) -> Result<(), String> {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Some(level) = level {
+        let filter: log::LevelFilter = level
+            .parse()
+            .map_err(|_| format!("--log-level {level:?}: use error, warn, info, debug or trace"))?;
+        builder
+            .filter_level(filter.min(log::LevelFilter::Info))
+            .filter_module("procjon_agent", filter)
+            .filter_module("procjon", filter);
+    }
+    builder.init();
+    Ok(())
+}

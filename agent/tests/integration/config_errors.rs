@@ -1,0 +1,114 @@
+//! Configuration errors and final refusals: exit code 2 and one line that
+//! says what is wrong, without retrying.
+
+use crate::support::{AgentCommand, TempDir};
+
+#[track_caller]
+fn exits_2(dir: &TempDir, args: &[&str], expected: &str) {
+    fails(AgentCommand::new(dir).args(args), args, expected);
+}
+
+#[track_caller]
+fn fails(agent: AgentCommand, args: &[&str], expected: &str) {
+    let (code, log) = agent.exit();
+    assert_eq!(code, 2, "{args:?}: {log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(expected),
+        "{args:?}: {expected:?} not in {log}"
+    );
+}
+
+#[test]
+fn missing_certificate_names_the_file() {
+    let dir = TempDir::new().with_certs();
+    let ping = ["-s", "x", "ping"];
+    fails(
+        AgentCommand::new(&dir).cert("certs/nope.pem").args(ping),
+        &ping,
+        "procjonagent: reading certificate certs/nope.pem: ",
+    );
+    fails(
+        AgentCommand::new(&dir).key("certs/nope.key").args(ping),
+        &ping,
+        "procjonagent: reading key certs/nope.key: ",
+    );
+    fails(
+        AgentCommand::new(&dir).key("certs/procjon.key").args(ping),
+        &ping,
+        "procjonagent: key certs/procjon.key does not fit certificate certs/procjonagent.pem",
+    );
+    fails(
+        AgentCommand::new(&dir)
+            .root_cert("certs/none.pem")
+            .args(ping),
+        &ping,
+        "procjonagent: reading certificate certs/none.pem: ",
+    );
+}
+
+#[test]
+fn period_must_be_below_timeout() {
+    let dir = TempDir::new().with_certs();
+    exits_2(
+        &dir,
+        &["-s", "x", "-t", "2", "-p", "2", "ping"],
+        "procjonagent: --period: 2 s must be above 0 and below the timeout (2 s)",
+    );
+    exits_2(
+        &dir,
+        &["-s", "x", "-p", "abc", "ping"],
+        "'-p' with value 'abc'",
+    );
+}
+
+#[test]
+fn bad_service_id_is_refused() {
+    let dir = TempDir::new().with_certs();
+    exits_2(
+        &dir,
+        &["-s", "bad id", "ping"],
+        "procjonagent: service id \"bad id\": service id has the character ' '",
+    );
+}
+
+#[test]
+fn unusable_flags_are_refused() {
+    let dir = TempDir::new().with_certs();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["-s", "x", "-e", "localhost", "ping"],
+            "--endpoint: \"localhost\" has no port",
+        ),
+        (
+            &["-s", "x", "ping", "--bogus"],
+            "Unrecognized argument: --bogus",
+        ),
+        (
+            &["-s", "x"],
+            "choose one: ping, systemd, elasticsearch or exec",
+        ),
+        (&["-s", "x", "exec"], "exec: no command given"),
+        (
+            &["-s", "x", "exec", "--", "no-such-check"],
+            "command \"no-such-check\" not found",
+        ),
+        (
+            &["-s", "x", "elasticsearch", "--user", "elastic"],
+            "PROCJON_ES_PASSWORD, which is not set",
+        ),
+        (
+            &["-s", "x", "elasticsearch", "--host", "localhost:9200"],
+            "--host: \"localhost:9200\" is not an http",
+        ),
+    ];
+    for (args, expected) in cases {
+        exits_2(&dir, args, expected);
+    }
+    let ping = ["-s", "x", "ping"];
+    fails(
+        AgentCommand::new(&dir).log_level("loud").args(ping),
+        &ping,
+        "procjonagent: --log-level \"loud\": use error, warn, info, debug or trace",
+    );
+}
