@@ -85,6 +85,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Whether procjon would refuse the same frame again however often it is
+    /// sent, so an agent should stop and tell its operator: `bad_frame`,
+    /// `bad_service`, `too_large` and `forbidden`. The others (`busy`,
+    /// `internal`, `not_registered`, `bad_status` and unknown codes) are
+    /// worth another try after a pause or a fresh `register`.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::BadFrame
+                | ErrorCode::BadService
+                | ErrorCode::TooLarge
+                | ErrorCode::Forbidden
+        )
+    }
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -236,15 +236,9 @@ impl From<ConnectionError> for SessionEnd {
     }
 }
 
-/// Whether a refusal is final: procjon would refuse the same frame again,
-/// however often it is sent. `busy`, `internal`, a repeated
-/// `not_registered` or `bad_status` and codes from a newer procjon (treated
-/// like `internal`) are worth another try after a pause.
+/// Whether a refusal is final (see [`ErrorCode::is_final`]).
 fn is_final(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::BadService | ErrorCode::BadFrame | ErrorCode::TooLarge
-    )
+    code.is_final()
 }
 
 /// The ping thread's state: the connection loop.
@@ -459,11 +453,13 @@ mod tests {
             ErrorCode::BadService,
             ErrorCode::BadFrame,
             ErrorCode::TooLarge,
+            ErrorCode::Forbidden,
         ] {
             assert!(is_final(code), "{code}");
         }
         let unknown =
-            match ServerFrame::decode(br#"{"type":"error","code":"forbidden","message":""}"#) {
+            match ServerFrame::decode(br#"{"type":"error","code":"from_the_future","message":""}"#)
+            {
                 Ok(ServerFrame::Error { code, .. }) => code,
                 other => panic!("{other:?}"),
             };

@@ -71,7 +71,7 @@ impl Procjon {
             .args(["--root-cert", "certs/ca.pem"])
             .args(["-c", "certs/procjon.pem", "-k", "certs/procjon.key"])
             .args(["--state", "state.jsonl", "--slack-interval", "0"])
-            .args(["-l", "debug"])
+            .args(["-l", "debug", "--http", "off"])
             .env_remove("PROCJON_SLACK_WEBHOOK")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
