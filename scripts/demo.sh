@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "starting procjon (no Slack webhook: notifications are printed below)"
-"$bin" -e 127.0.0.1:0 --state "$work/state.jsonl" >"$work/notifications" 2>"$work/log" &
+"$bin" -e 127.0.0.1:0 --http 127.0.0.1:0 --state "$work/state.jsonl" >"$work/notifications" 2>"$work/log" &
 daemon_pid=$!
 for _ in $(seq 100); do
   addr=$(sed -n 's/.*listening on //p' "$work/log" | head -n 1)
@@ -35,6 +35,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "procjon did not start:"; cat "$work/log"; exit 1; }
+http=$(sed -n 's/.*http status on //p' "$work/log" | head -n 1)
 sed 's/^/  log: /' "$work/log"
 tail -n +1 -f "$work/notifications" | sed -u 's/^/  SLACK> /' &
 tail_pid=$!
@@ -51,6 +52,9 @@ say "a client registers demo-web (timeout 2 s, statuses ok/degraded) and pings i
       -CAfile .certs/ca.pem -cert .certs/procjonagent.pem -key .certs/procjonagent.key 2>/dev/null \
   | sed -u 's/^/  reply: /'
 
+say "procjon status (from the HTTP API on $http)"
+"$bin" status --http "$http" | sed 's/^/  /' || true
+
 say "the client stopped; waiting for the timeout"
 for _ in $(seq 50); do
   grep -q "not available" "$work/notifications" && break
@@ -58,6 +62,9 @@ for _ in $(seq 50); do
 done
 sleep 0.2
 kill "$tail_pid" 2>/dev/null || true
+
+say "procjon status after the timeout (exit code 1: something is down)"
+"$bin" status --http "$http" | sed 's/^/  /' || echo "  (exit code $?)"
 
 say "state file ($work/state.jsonl)"
 sed 's/^/  /' "$work/state.jsonl"
