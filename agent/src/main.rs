@@ -7,14 +7,15 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    if let Err(message) = init_logging(args.log_level.as_deref()) {
+    let level = procjon_agent::cli::log_level(&args, &procjon::cli::process_env);
+    if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjonagent: {message}");
         return ExitCode::from(2);
     }
     procjon_agent::cli::run(args)
 }
 
-/// `-l LEVEL` wins over `RUST_LOG`; the default is info. `-l` sets the
+/// `-l LEVEL` (or `PROCJONAGENT_LOG_LEVEL`) wins over `RUST_LOG`; the default is info. `-l` sets the
 /// agent's own level; libraries (rustls, ureq) stay at info at most, so that
 /// `-l debug` shows pings rather than handshake internals.
 fn init_logging(level: Option<&str>) -> Result<(), String> {
