@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds procjon and procjonagent as fully static x86_64 Linux executables
 # (glibc, linked with -C target-feature=+crt-static), stripped, into dist/,
-# then checks that they are static and that they run.
+# checks that they are static and that they run, and puts install.sh and the
+# systemd units next to them: dist/ is what a server needs.
 #
 #   scripts/build-static.sh [--out DIR]      (DIR defaults to dist)
 #
@@ -14,18 +15,20 @@
 # one on x86_64 Linux), glibc's static libraries (Debian/Ubuntu: libc6-dev),
 # a C compiler (for ring), and file(1). Takes a few minutes.
 #
-# Name resolution: a static glibc program still reads /etc/nsswitch.conf. The
-# files and dns sources (/etc/hosts, /etc/resolv.conf) are built into it; other
-# sources (mdns, resolve, myhostname, ...) would need the host's glibc and are
-# skipped. So a webhook or procjon host name must be in DNS or /etc/hosts,
-# which is where a server's names are anyway.
+# Name resolution: static glibc has the files and dns lookups built in, but
+# would load any other source named in /etc/nsswitch.conf (resolve,
+# myhostname, mdns, ...) from the host's glibc, possibly another version. So
+# the static binaries look host names up in /etc/hosts and DNS
+# (/etc/resolv.conf) only, whatever nsswitch.conf says (src/static_nss.rs).
+# A webhook or procjon host name must be in one of the two: where a server's
+# names are anyway.
 set -euo pipefail
 
 out=dist
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=${2:-}; shift 2 || { echo "build-static.sh: --out needs a DIR" >&2; exit 2; } ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build-static.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,9 +81,15 @@ for bin in procjon procjonagent; do
     echo "build-static.sh: $out/$bin --version failed: ${version:-no output}" >&2
     failed=1
   fi
-  printf '%-14s %9s bytes  %s\n' "$out/$bin" "$(wc -c <"$out/$bin")" "$version"
+  printf '%-20s %9s bytes  %s\n' "$out/$bin" "$(wc -c <"$out/$bin")" "$version"
 done
 if [ "$failed" -ne 0 ]; then
   exit 1
 fi
-echo "build-static.sh: $out/procjon and $out/procjonagent are static and run"
+
+# What a server needs besides the binaries, so that copying $out is enough:
+# $out/install.sh finds the binaries next to it.
+cp scripts/install.sh "$out/install.sh"
+mkdir -p "$out/systemd"
+cp scripts/systemd/procjon.service scripts/systemd/procjonagent@.service "$out/systemd/"
+echo "build-static.sh: $out/procjon and $out/procjonagent are static and run; copy $out to the server and run $out/install.sh there"

@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+#[path = "../../src/static_nss.rs"]
+mod static_nss;
+
 fn main() -> ExitCode {
     let args = match procjon_agent::cli::parse_env() {
         Ok(args) => args,
@@ -11,6 +14,11 @@ fn main() -> ExitCode {
     if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjonagent: {message}");
         return ExitCode::from(2);
+    }
+    if !static_nss::builtin_host_lookups() {
+        log::warn!(
+            "glibc refused to restrict host lookups to /etc/hosts and DNS; using nsswitch.conf"
+        );
     }
     procjon_agent::cli::run(args)
 }
