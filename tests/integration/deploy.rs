@@ -334,6 +334,30 @@ fn units_pass_systemd_analyze_verify() {
     assert!(bad.stderr.contains("Restrat"), "{}", bad.stderr);
 }
 
+/// The table of environment variables (in docs/deploy.md, or in the README
+/// if it moves there) names every daemon variable with its flag and default;
+/// the agent's tests check the agent's.
+#[test]
+fn deploy_guide_lists_every_daemon_variable() {
+    let guides = ["README.md", "docs/deploy.md"]
+        .map(|path| std::fs::read_to_string(repo().join(path)).unwrap())
+        .join("\n");
+    for (flag, var, default) in procjon::cli::ENVIRONMENT {
+        let rows: Vec<&str> = guides
+            .lines()
+            .filter(|line| line.starts_with("| procjon") && line.contains(&format!("`{var}`")))
+            .collect();
+        assert!(!rows.is_empty(), "no row for {var} in the deploy guide");
+        for row in rows {
+            assert!(row.contains(&format!("`{flag}`")), "{row}");
+            assert!(
+                default.starts_with('(') || row.contains(&format!("`{default}`")),
+                "{row}: default {default}"
+            );
+        }
+    }
+}
+
 /// The default prefix `/` as root: the user, the owners, the warnings about
 /// keys. In a private mount namespace over a copy of /etc and empty
 /// /usr/local/bin, /var/lib and /run/systemd, so this machine is untouched.

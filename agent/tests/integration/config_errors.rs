@@ -169,3 +169,26 @@ fn version_names_the_build() {
         assert!(line.contains("(git "), "{line}");
     }
 }
+
+/// The table of environment variables (in docs/deploy.md, or in the README
+/// if it moves there) names every agent variable with its flag and default.
+#[test]
+fn deploy_guide_lists_every_agent_variable() {
+    let guides = ["../README.md", "../docs/deploy.md"]
+        .map(|path| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        })
+        .join("\n");
+    for (flag, var, default) in procjon_agent::cli::ENVIRONMENT {
+        let rows: Vec<&str> = guides
+            .lines()
+            .filter(|line| line.starts_with("| procjonagent") && line.contains(&format!("`{var}`")))
+            .collect();
+        assert!(!rows.is_empty(), "no row for {var} in the deploy guide");
+        for row in rows {
+            assert!(row.contains(&format!("`{flag}`")), "{row}");
+            assert!(row.contains(default), "{row}: default {default}");
+        }
+    }
+}
