@@ -13,7 +13,8 @@
 #
 # Needs: a Rust toolchain with the x86_64-unknown-linux-gnu target (the usual
 # one on x86_64 Linux), glibc's static libraries (Debian/Ubuntu: libc6-dev),
-# a C compiler (for ring), and file(1). Takes a few minutes.
+# a C compiler (for ring) and readelf (binutils, which comes with it). Takes
+# a few minutes.
 #
 # Name resolution: static glibc has the files and dns lookups built in, but
 # would load any other source named in /etc/nsswitch.conf (resolve,
@@ -40,7 +41,7 @@ if [ "$(uname -m)" != x86_64 ] || [ "$(uname -s)" != Linux ]; then
   echo "build-static.sh: builds x86_64 Linux binaries on x86_64 Linux; this is $(uname -s) $(uname -m)" >&2
   exit 2
 fi
-for tool in cargo file; do
+for tool in cargo readelf; do
   command -v "$tool" >/dev/null || { echo "build-static.sh: $tool not found; install it" >&2; exit 2; }
 done
 
@@ -62,18 +63,23 @@ for bin in procjon procjonagent; do
   # overwritten in place ("text file busy").
   cp "$built" "$out/.$bin.tmp"
   mv -f "$out/.$bin.tmp" "$out/$bin"
-  kind=$(file -b "$out/$bin")
-  if [[ $kind != *"statically linked"* && $kind != *"static-pie linked"* ]]; then
-    echo "build-static.sh: $out/$bin is not static: $kind" >&2
+  # Static: no program interpreter (ld.so) and no shared library needed.
+  # Stripped: no symbol table.
+  if readelf -lW "$out/$bin" | grep -q INTERP || readelf -dW "$out/$bin" | grep -q NEEDED; then
+    echo "build-static.sh: $out/$bin is not static:" >&2
+    readelf -dW "$out/$bin" | grep NEEDED >&2 || true
     failed=1
   fi
-  if [[ $kind == *"not stripped"* ]]; then
-    echo "build-static.sh: $out/$bin is not stripped: $kind" >&2
+  if readelf -SW "$out/$bin" | grep -q '\.symtab'; then
+    echo "build-static.sh: $out/$bin is not stripped" >&2
     failed=1
   fi
-  # ldd exits non-zero for a static program; any listed library is a failure.
+  # The same, as file(1) and ldd see it, where they are installed.
+  if command -v file >/dev/null; then
+    echo "  $(file -b "$out/$bin")"
+  fi
   if command -v ldd >/dev/null && libs=$(ldd "$out/$bin" 2>&1) && [[ $libs == *"=>"* ]]; then
-    echo "build-static.sh: $out/$bin loads shared libraries:" >&2
+    echo "build-static.sh: ldd lists shared libraries for $out/$bin:" >&2
     echo "$libs" >&2
     failed=1
   fi
