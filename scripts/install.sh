@@ -47,6 +47,8 @@ while [ $# -gt 0 ]; do
 done
 [ "$daemon" -eq 1 ] || [ "$agent" -eq 1 ] || usage_error "--daemon-only and --agent-only exclude each other"
 
+[ -n "$prefix" ] || usage_error "--prefix needs a DIR (/ for the system itself)"
+
 # The install root without its trailing slash: "" for /.
 case $prefix in
   /*) ;;
@@ -83,6 +85,7 @@ if [ "$system" -eq 1 ] && [ "$dry_run" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 changes=0
+updates=0
 if [ "$dry_run" -eq 1 ]; then
   echo "install.sh: dry run into $prefix: nothing is changed"
 fi
@@ -95,6 +98,7 @@ say() {
   case $verb in
     create|install|update|run)
       changes=$((changes + 1))
+      [ "$verb" != update ] || updates=$((updates + 1))
       [ "$dry_run" -eq 0 ] || verb="would $verb"
       ;;
   esac
@@ -195,9 +199,11 @@ if [ "$daemon" -eq 1 ]; then
   directory /var/lib/procjon 0750 procjon:procjon
 fi
 
+updated_before=$updates
 for bin in "${bins[@]}"; do
   copy "$from/$bin" "/usr/local/bin/$bin" 0755
 done
+binaries_updated=$((updates - updated_before))
 units_before=$changes
 for unit in "${unit_files[@]}"; do
   copy "$units/$unit" "/etc/systemd/system/$unit" 0644
@@ -266,12 +272,19 @@ if [ "$system" -eq 1 ] && [ "$units_changed" -gt 0 ] && [ -d /run/systemd/system
   act systemctl daemon-reload
 fi
 
+counted="$changes changes"
+[ "$changes" -ne 1 ] || counted="1 change"
 if [ "$dry_run" -eq 1 ]; then
-  echo "install.sh: dry run: $changes changes planned, nothing changed"
+  echo "install.sh: dry run: $counted planned, nothing changed"
   exit 0
 fi
-echo "install.sh: done, $changes changes"
-if [ "$system" -eq 1 ] && [ "$changes" -gt 0 ]; then
+echo "install.sh: done, $counted"
+if [ "$system" -eq 1 ] && [ "$binaries_updated" -gt 0 ]; then
+  running=()
+  [ "$daemon" -eq 0 ] || running+=(procjon)
+  [ "$agent" -eq 0 ] || running+=("'procjonagent@*'")
+  echo "  next: to run the new binaries: systemctl restart ${running[*]} (agents reconnect by themselves)"
+elif [ "$system" -eq 1 ] && [ "$changes" -gt 0 ]; then
   [ "$daemon" -eq 0 ] || echo "  next: put the certificates in /etc/procjon, the webhook in /etc/procjon/procjon.env, then: systemctl enable --now procjon"
   [ "$agent" -eq 0 ] || echo "  next: set PROCJONAGENT_ENDPOINT in /etc/procjon/agent.env, then: systemctl enable --now procjonagent@ping"
 fi

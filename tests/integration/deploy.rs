@@ -401,6 +401,8 @@ chown root:procjon /etc/procjon/procjon.key
 chmod 0640 /etc/procjon/procjon.key
 rm /etc/procjon/ca.key
 echo "== third"; install
+printf '#!/bin/sh\necho procjon 2.0\n' > '{from}/procjon'
+echo "== upgrade"; install
 "#,
         etc = etc.display(),
         script = repo().join("scripts/install.sh").display(),
@@ -412,7 +414,8 @@ echo "== third"; install
         .args(["bash", "-c", &script]))
     .ok();
     let (first, rest) = out.stdout.split_once("== second").unwrap();
-    let (second, third) = rest.split_once("== third").unwrap();
+    let (second, rest) = rest.split_once("== third").unwrap();
+    let (third, upgrade) = rest.split_once("== upgrade").unwrap();
     let existed = first.contains("keep           user procjon");
     if !existed {
         assert_lines(first, &["create         user procjon (system user"]);
@@ -440,6 +443,14 @@ echo "== third"; install
     );
     assert!(!third.contains("warning"), "{third}");
     assert_lines(third, &["done, 0 changes"]);
+    assert_lines(
+        upgrade,
+        &[
+            "update         /usr/local/bin/procjon (procjon 2.0)",
+            "done, 1 change",
+            "next: to run the new binaries: systemctl restart procjon (agents",
+        ],
+    );
     if !existed {
         let outside = run(Command::new("getent").args(["passwd", "procjon"]));
         assert_ne!(
