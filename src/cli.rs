@@ -35,10 +35,22 @@ pub fn setting(
     flag: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> String {
+    setting_from(&ENVIRONMENT, flag_value, flag, env)
+}
+
+/// A setting from its flag, else its environment variable, else its default,
+/// from `table`'s row for `flag` (rows as in [`ENVIRONMENT`]; procjonagent
+/// has its own table).
+pub fn setting_from(
+    table: &[(&str, &str, &str)],
+    flag_value: Option<&str>,
+    flag: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
     if let Some(value) = flag_value {
         return value.to_string();
     }
-    let Some((_, var, default)) = ENVIRONMENT.iter().find(|(f, _, _)| *f == flag) else {
+    let Some((_, var, default)) = table.iter().find(|(f, _, _)| *f == flag) else {
         return String::new();
     };
     env(var)

@@ -3,6 +3,8 @@
 use argh::FromArgs;
 use std::process::ExitCode;
 
+mod static_nss;
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -14,6 +16,11 @@ fn main() -> ExitCode {
     if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjon: {message}");
         return ExitCode::from(2);
+    }
+    if !static_nss::builtin_host_lookups() {
+        log::warn!(
+            "glibc refused to restrict host lookups to /etc/hosts and DNS; using nsswitch.conf"
+        );
     }
     procjon::cli::run(args)
 }

@@ -14,12 +14,36 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Settings an operator may give as environment variables (e.g. in a
+/// systemd unit's environment file) instead of flags: (flag, variable,
+/// default). A flag wins over its variable; an empty variable counts as
+/// unset. The prefix is `PROCJONAGENT_`, not the daemon's `PROCJON_`, so
+/// that a shell or host that configures both never hands the agent the
+/// server's certificate or listen address.
+pub const ENVIRONMENT: [(&str, &str, &str); 6] = [
+    ("--service", SERVICE_ENV, "the host name"),
+    ("--endpoint", "PROCJONAGENT_ENDPOINT", "localhost:8080"),
+    ("--root-cert", "PROCJONAGENT_ROOT_CERT", ".certs/ca.pem"),
+    ("--cert", "PROCJONAGENT_CERT", ".certs/procjonagent.pem"),
+    (
+        "--key-cert",
+        "PROCJONAGENT_KEY_CERT",
+        ".certs/procjonagent.key",
+    ),
+    ("--log-level", LOG_LEVEL_ENV, "info"),
+];
+
+/// Environment variable for `--service` (its default is computed: the host name).
+pub const SERVICE_ENV: &str = "PROCJONAGENT_SERVICE";
+/// Environment variable for `--log-level`.
+pub const LOG_LEVEL_ENV: &str = "PROCJONAGENT_LOG_LEVEL";
+
 #[derive(FromArgs, Debug)]
 /// procjonagent reports a service's status to procjon over mutual TLS every
 /// period, until stopped. It reconnects by itself when procjon restarts.
 /// The common flags may come before or after the agent's name.
 pub struct Args {
-    /// service id (default: the host name)
+    /// service id (default $PROCJONAGENT_SERVICE, else the host name)
     #[argh(option, short = 's')]
     pub service: Option<String>,
     /// seconds without a ping after which procjon says the service is not available (default 10)
@@ -28,27 +52,19 @@ pub struct Args {
     /// seconds between two checks and pings; must be below the timeout (default 4)
     #[argh(option, short = 'p', default = "4.0")]
     pub period: f64,
-    /// procjon's address, host:port (default localhost:8080)
-    #[argh(option, short = 'e', default = "String::from(\"localhost:8080\")")]
-    pub endpoint: String,
-    /// CA certificate procjon's certificate must chain to (default .certs/ca.pem)
-    #[argh(option, default = "PathBuf::from(\".certs/ca.pem\")")]
-    pub root_cert: PathBuf,
-    /// agent certificate chain, PEM (default .certs/procjonagent.pem)
-    #[argh(
-        option,
-        short = 'c',
-        default = "PathBuf::from(\".certs/procjonagent.pem\")"
-    )]
-    pub cert: PathBuf,
-    /// agent private key, PEM (default .certs/procjonagent.key)
-    #[argh(
-        option,
-        short = 'k',
-        default = "PathBuf::from(\".certs/procjonagent.key\")"
-    )]
-    pub key_cert: PathBuf,
-    /// log level: error, warn, info, debug or trace (default info; overrides RUST_LOG)
+    /// procjon's address, host:port (default $PROCJONAGENT_ENDPOINT, else localhost:8080)
+    #[argh(option, short = 'e')]
+    pub endpoint: Option<String>,
+    /// CA certificate procjon's certificate must chain to (default $PROCJONAGENT_ROOT_CERT, else .certs/ca.pem)
+    #[argh(option)]
+    pub root_cert: Option<PathBuf>,
+    /// agent certificate chain, PEM (default $PROCJONAGENT_CERT, else .certs/procjonagent.pem)
+    #[argh(option, short = 'c')]
+    pub cert: Option<PathBuf>,
+    /// agent private key, PEM (default $PROCJONAGENT_KEY_CERT, else .certs/procjonagent.key)
+    #[argh(option, short = 'k')]
+    pub key_cert: Option<PathBuf>,
+    /// log level: error, warn, info, debug or trace (default $PROCJONAGENT_LOG_LEVEL, else info; overrides RUST_LOG)
     #[argh(option, short = 'l')]
     pub log_level: Option<String>,
     /// print the version and exit
@@ -224,19 +240,23 @@ pub fn hoist_common_flags(args: Vec<String>) -> Vec<String> {
 /// service for good.
 pub fn run(args: Args) -> ExitCode {
     if args.version {
-        println!("procjonagent {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "{}",
+            procjon::cli::version_of("procjonagent", env!("CARGO_PKG_VERSION"))
+        );
         return ExitCode::SUCCESS;
     }
-    let result = options(&args).and_then(|options| match &args.command {
-        None => Err(AgentError::BadOption {
-            option: "agent",
-            reason: "choose one: ping, systemd, elasticsearch or exec (see --help)".into(),
-        }),
-        Some(Command::Ping(_)) => start(Ping, &options),
-        Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
-        Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
-        Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
-    });
+    let result =
+        options(&args, &procjon::cli::process_env).and_then(|options| match &args.command {
+            None => Err(AgentError::BadOption {
+                option: "agent",
+                reason: "choose one: ping, systemd, elasticsearch or exec (see --help)".into(),
+            }),
+            Some(Command::Ping(_)) => start(Ping, &options),
+            Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
+            Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
+            Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -254,24 +274,47 @@ fn start(agent: impl Agent, options: &Options) -> Result<(), AgentError> {
     Err(err)
 }
 
-/// Validates the common flags into [`Options`].
-pub fn options(args: &Args) -> Result<Options, AgentError> {
-    let service = match &args.service {
-        Some(service) => service.clone(),
+/// Validates the common flags, with the [`ENVIRONMENT`] variables `env`
+/// gives for those left out, into [`Options`].
+pub fn options(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Options, AgentError> {
+    let service = match args.service.clone().or_else(|| set(env, SERVICE_ENV)) {
+        Some(service) => service,
         None => host_name().ok_or_else(|| AgentError::BadOption {
             option: "--service",
-            reason: "the host name could not be read; give the service id with -s".into(),
+            reason: format!(
+                "the host name could not be read; give the service id with -s or {SERVICE_ENV}"
+            ),
         })?,
+    };
+    let path = |value: &Option<PathBuf>, flag: &str| match value {
+        Some(path) => path.clone(),
+        None => PathBuf::from(setting(None, flag, env)),
     };
     Ok(Options {
         service,
         timeout: seconds("--timeout", args.timeout)?,
         period: seconds("--period", args.period)?,
-        endpoint: args.endpoint.clone(),
-        root_cert: args.root_cert.clone(),
-        cert: args.cert.clone(),
-        key: args.key_cert.clone(),
+        endpoint: setting(args.endpoint.as_deref(), "--endpoint", env),
+        root_cert: path(&args.root_cert, "--root-cert"),
+        cert: path(&args.cert, "--cert"),
+        key: path(&args.key_cert, "--key-cert"),
     })
+}
+
+/// The log level: `-l`, else `$PROCJONAGENT_LOG_LEVEL`, else none (info,
+/// or what `RUST_LOG` says).
+pub fn log_level(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    args.log_level.clone().or_else(|| set(env, LOG_LEVEL_ENV))
+}
+
+/// A setting from its flag, else its variable in [`ENVIRONMENT`], else its default.
+fn setting(flag_value: Option<&str>, flag: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    procjon::cli::setting_from(&ENVIRONMENT, flag_value, flag, env)
+}
+
+/// An environment variable that is set and not blank.
+fn set(env: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    env(var).filter(|value| !value.trim().is_empty())
 }
 
 fn seconds(option: &'static str, value: f64) -> Result<Duration, AgentError> {
@@ -330,6 +373,65 @@ fn host_name() -> Option<String> {
 mod tests {
     use super::*;
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn environment_fills_in_what_flags_leave_out() {
+        let env = |var: &str| {
+            let value = match var {
+                "PROCJONAGENT_SERVICE" => "web-1/nginx",
+                "PROCJONAGENT_ENDPOINT" => "monitor.example.com:8080",
+                "PROCJONAGENT_ROOT_CERT" => "/etc/procjon/ca.pem",
+                "PROCJONAGENT_CERT" => "/etc/procjon/web-1.pem",
+                "PROCJONAGENT_KEY_CERT" => " ",
+                "PROCJONAGENT_LOG_LEVEL" => "debug",
+                // The daemon's variables are not the agent's.
+                "PROCJON_CERT" => "/etc/procjon/procjon.pem",
+                _ => return None,
+            };
+            Some(value.to_string())
+        };
+        let args = parse_ok(&["ping"]);
+        let from_env = options(&args, &env).unwrap();
+        assert_eq!(from_env.service, "web-1/nginx");
+        assert_eq!(from_env.endpoint, "monitor.example.com:8080");
+        assert_eq!(from_env.root_cert, PathBuf::from("/etc/procjon/ca.pem"));
+        assert_eq!(from_env.cert, PathBuf::from("/etc/procjon/web-1.pem"));
+        assert_eq!(
+            from_env.key,
+            PathBuf::from(".certs/procjonagent.key"),
+            "blank counts as unset"
+        );
+        assert_eq!(log_level(&args, &env).as_deref(), Some("debug"));
+
+        let flags = parse_ok(&[
+            "ping",
+            "-s",
+            "db",
+            "-e",
+            "h:1",
+            "--root-cert",
+            "a",
+            "-c",
+            "b",
+            "-k",
+            "c",
+            "-l",
+            "warn",
+        ]);
+        let flags_win = options(&flags, &env).unwrap();
+        assert_eq!(flags_win.service, "db");
+        assert_eq!(flags_win.endpoint, "h:1");
+        assert_eq!(
+            (flags_win.root_cert, flags_win.cert, flags_win.key),
+            (PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c"))
+        );
+        assert_eq!(log_level(&flags, &env).as_deref(), Some("warn"));
+        assert_eq!(log_level(&parse_ok(&["ping"]), &no_env), None);
+    }
+
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
     }
@@ -341,7 +443,7 @@ mod tests {
     #[test]
     fn defaults_mirror_the_original() {
         let args = parse_ok(&["-s", "web-1", "ping"]);
-        let options = options(&args).unwrap();
+        let options = options(&args, &no_env).unwrap();
         let mut expected = Options::new("web-1");
         expected.timeout = Duration::from_secs(10);
         expected.period = Duration::from_secs(4);
@@ -364,7 +466,7 @@ mod tests {
         );
         let args = parse_ok(&["ping", "-t", "3", "-p", "1", "-e", "h:1"]);
         assert_eq!((args.timeout, args.period), (3.0, 1.0));
-        assert_eq!(args.endpoint, "h:1");
+        assert_eq!(args.endpoint.as_deref(), Some("h:1"));
     }
 
     #[test]
@@ -400,7 +502,7 @@ mod tests {
     fn refuses_unusable_seconds() {
         for bad in ["0", "-1", "NaN", "inf"] {
             let args = parse_ok(&["-s", "x", "-t", bad, "ping"]);
-            let err = options(&args).unwrap_err().to_string();
+            let err = options(&args, &no_env).unwrap_err().to_string();
             assert!(err.starts_with("--timeout: "), "{err}");
         }
     }

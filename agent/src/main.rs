@@ -2,19 +2,28 @@
 
 use std::process::ExitCode;
 
+#[path = "../../src/static_nss.rs"]
+mod static_nss;
+
 fn main() -> ExitCode {
     let args = match procjon_agent::cli::parse_env() {
         Ok(args) => args,
         Err(code) => return code,
     };
-    if let Err(message) = init_logging(args.log_level.as_deref()) {
+    let level = procjon_agent::cli::log_level(&args, &procjon::cli::process_env);
+    if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjonagent: {message}");
         return ExitCode::from(2);
+    }
+    if !static_nss::builtin_host_lookups() {
+        log::warn!(
+            "glibc refused to restrict host lookups to /etc/hosts and DNS; using nsswitch.conf"
+        );
     }
     procjon_agent::cli::run(args)
 }
 
-/// `-l LEVEL` wins over `RUST_LOG`; the default is info. `-l` sets the
+/// `-l LEVEL` (or `PROCJONAGENT_LOG_LEVEL`) wins over `RUST_LOG`; the default is info. `-l` sets the
 /// agent's own level; libraries (rustls, ureq) stay at info at most, so that
 /// `-l debug` shows pings rather than handshake internals.
 fn init_logging(level: Option<&str>) -> Result<(), String> {

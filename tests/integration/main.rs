@@ -5,6 +5,7 @@ mod support;
 
 mod config_errors;
 mod delivery;
+mod deploy;
 mod http;
 mod ownership;
 mod protocol;

@@ -1,5 +1,6 @@
 //! Configuration errors and final refusals: exit code 2 and one line that
-//! says what is wrong, without retrying.
+//! says what is wrong, without retrying. Also the settings that come from
+//! the environment, and `--version` (exit code 0).
 
 use crate::support::{AgentCommand, TempDir};
 
@@ -111,4 +112,83 @@ fn unusable_flags_are_refused() {
         &ping,
         "procjonagent: --log-level \"loud\": use error, warn, info, debug or trace",
     );
+}
+
+#[test]
+fn environment_gives_what_flags_leave_out_and_flags_win() {
+    let dir = TempDir::new().with_certs();
+    let ping = ["ping"];
+    let from_env = AgentCommand::new(&dir)
+        .without("-l")
+        .env("PROCJONAGENT_SERVICE", "x")
+        .env("PROCJONAGENT_LOG_LEVEL", "loud")
+        .args(ping);
+    // The log level is read first: its error proves the variable is used.
+    fails(
+        from_env,
+        &ping,
+        "procjonagent: --log-level \"loud\": use error, warn, info, debug or trace",
+    );
+    let cert_from_env = AgentCommand::new(&dir)
+        .without("-c")
+        .env("PROCJONAGENT_SERVICE", "x")
+        .env("PROCJONAGENT_CERT", "certs/from-env.pem")
+        .args(ping);
+    fails(
+        cert_from_env,
+        &ping,
+        "procjonagent: reading certificate certs/from-env.pem: ",
+    );
+    let flag_wins = AgentCommand::new(&dir)
+        .cert("certs/from-flag.pem")
+        .env("PROCJONAGENT_SERVICE", "x")
+        .env("PROCJONAGENT_CERT", "certs/from-env.pem")
+        .args(ping);
+    fails(
+        flag_wins,
+        &ping,
+        "procjonagent: reading certificate certs/from-flag.pem: ",
+    );
+}
+
+#[test]
+fn version_names_the_build() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_procjonagent"))
+        .arg("--version")
+        .output()
+        .expect("running procjonagent --version");
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout);
+    let expected = procjon::cli::version_of("procjonagent", env!("CARGO_PKG_VERSION"));
+    assert_eq!(line.trim(), expected);
+    assert!(
+        line.starts_with(&format!("procjonagent {}", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    if !procjon::cli::GIT_REVISION.is_empty() {
+        assert!(line.contains("(git "), "{line}");
+    }
+}
+
+/// The table of environment variables (in docs/deploy.md, or in the README
+/// if it moves there) names every agent variable with its flag and default.
+#[test]
+fn deploy_guide_lists_every_agent_variable() {
+    let guides = ["../README.md", "../docs/deploy.md"]
+        .map(|path| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        })
+        .join("\n");
+    for (flag, var, default) in procjon_agent::cli::ENVIRONMENT {
+        let rows: Vec<&str> = guides
+            .lines()
+            .filter(|line| line.starts_with("| procjonagent") && line.contains(&format!("`{var}`")))
+            .collect();
+        assert!(!rows.is_empty(), "no row for {var} in the deploy guide");
+        for row in rows {
+            assert!(row.contains(&format!("`{flag}`")), "{row}");
+            assert!(row.contains(default), "{row}: default {default}");
+        }
+    }
 }

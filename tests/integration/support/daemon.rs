@@ -18,6 +18,12 @@ pub struct Builder {
     state: PathBuf,
     args: Vec<String>,
     endpoint: String,
+    /// The binary (default: the one cargo built).
+    program: PathBuf,
+    /// A command that runs the binary (e.g. `unshare -m sh -c ...`).
+    wrapper: Vec<String>,
+    /// The certificates' directory (default: [`super::certs`]).
+    certs: Option<PathBuf>,
 }
 
 impl Builder {
@@ -43,10 +49,35 @@ impl Builder {
         self
     }
 
+    /// Runs another `procjon` binary (e.g. the static one).
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = path.into();
+        self
+    }
+
+    /// Runs the binary through `wrapper` (the binary and its arguments follow it).
+    pub fn wrapper<S: Into<String>>(mut self, wrapper: impl IntoIterator<Item = S>) -> Self {
+        self.wrapper = wrapper.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Uses the certificates in `dir` (as made by `gen-certs.sh DIR`).
+    pub fn certs(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.certs = Some(dir.into());
+        self
+    }
+
     #[track_caller]
     pub fn start(self) -> Daemon {
-        let certs = super::certs();
-        let mut command = Command::new(BIN);
+        let certs = self.certs.as_deref().unwrap_or_else(|| super::certs());
+        let mut command = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
+        };
         command
             .args(["-e", &self.endpoint, "-l", "debug", "--state"])
             .arg(&self.state)
@@ -159,6 +190,9 @@ impl Daemon {
             state: dir.join("state.jsonl"),
             args: Vec::new(),
             endpoint: "127.0.0.1:0".into(),
+            program: PathBuf::from(BIN),
+            wrapper: Vec::new(),
+            certs: None,
         }
     }
 

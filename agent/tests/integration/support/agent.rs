@@ -38,6 +38,9 @@ impl AgentCommand {
             .current_dir(dir.path())
             .env_remove("RUST_LOG")
             .env_remove("PROCJON_ES_PASSWORD");
+        for (_, var, _) in procjon_agent::cli::ENVIRONMENT {
+            command.env_remove(var);
+        }
         for var in PROXY_VARS {
             command.env_remove(var);
         }
@@ -85,6 +88,12 @@ impl AgentCommand {
     /// Sets procjon's address (`-e`).
     pub fn endpoint(self, endpoint: &str) -> Self {
         self.common("-e", endpoint)
+    }
+
+    /// Leaves a common flag out (e.g. `-c`, to take it from the environment).
+    pub fn without(mut self, flag: &str) -> Self {
+        self.common.retain(|(f, _)| *f != flag);
+        self
     }
 
     /// Sets a common flag, replacing an earlier value.
