@@ -19,7 +19,7 @@
 #                   if they are there, as in dist/, else dist/ of the checkout)
 #
 # Needs root for the default prefix. Certificates go in /etc/procjon by hand
-# (see docs/deploy.md); this script only says which are missing.
+# (see "Deploy on a small VM" in README.md); this script only says which are missing.
 set -euo pipefail
 
 prefix=/

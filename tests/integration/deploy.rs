@@ -334,14 +334,11 @@ fn units_pass_systemd_analyze_verify() {
     assert!(bad.stderr.contains("Restrat"), "{}", bad.stderr);
 }
 
-/// The table of environment variables (in docs/deploy.md, or in the README
-/// if it moves there) names every daemon variable with its flag and default;
+/// The table of environment variables in the README names every daemon variable with its flag and default;
 /// the agent's tests check the agent's.
 #[test]
 fn deploy_guide_lists_every_daemon_variable() {
-    let guides = ["README.md", "docs/deploy.md"]
-        .map(|path| std::fs::read_to_string(repo().join(path)).unwrap())
-        .join("\n");
+    let guides = std::fs::read_to_string(repo().join("README.md")).unwrap();
     for (flag, var, default) in procjon::cli::ENVIRONMENT {
         let rows: Vec<&str> = guides
             .lines()

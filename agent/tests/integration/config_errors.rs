@@ -170,16 +170,12 @@ fn version_names_the_build() {
     }
 }
 
-/// The table of environment variables (in docs/deploy.md, or in the README
-/// if it moves there) names every agent variable with its flag and default.
+/// The table of environment variables in the README names every agent variable with its flag and default.
 #[test]
 fn deploy_guide_lists_every_agent_variable() {
-    let guides = ["../README.md", "../docs/deploy.md"]
-        .map(|path| {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-            std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-        })
-        .join("\n");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let guides =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     for (flag, var, default) in procjon_agent::cli::ENVIRONMENT {
         let rows: Vec<&str> = guides
             .lines()
