@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attack;
 mod config_errors;
 mod delivery;
 mod http;

@@ -43,6 +43,12 @@ impl Builder {
         self
     }
 
+    /// Puts the state file at `path` instead of `DIR/state.jsonl`.
+    pub fn state(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state = path.into();
+        self
+    }
+
     #[track_caller]
     pub fn start(self) -> Daemon {
         let certs = super::certs();
@@ -164,6 +170,23 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The process id of the daemon.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many threads the daemon runs now (`Threads:` of `/proc/PID/status`).
+    #[track_caller]
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a Threads: line")
     }
 
     /// The next notification printed on stdout.
