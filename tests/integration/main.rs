@@ -5,6 +5,7 @@ mod support;
 
 mod attack;
 mod config_errors;
+mod crash;
 mod delivery;
 mod http;
 mod ownership;

@@ -20,22 +20,25 @@ impl RawTls {
     /// Connects with the test agent certificate and completes the handshake.
     #[track_caller]
     pub fn connect(addr: SocketAddr) -> RawTls {
+        RawTls::try_connect(addr).expect("connecting to procjon")
+    }
+
+    /// [`RawTls::connect`] that returns the error (procjon may be gone).
+    pub fn try_connect(addr: SocketAddr) -> io::Result<RawTls> {
         let tls = super::client::agent_tls(super::certs());
-        let mut sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        sock.set_write_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut sock = TcpStream::connect(addr)?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+        sock.set_write_timeout(Some(Duration::from_secs(10)))?;
         let mut conn =
             ClientConnection::new(tls, ServerName::try_from("localhost").unwrap()).unwrap();
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).expect("TLS handshake");
+            conn.complete_io(&mut sock)?;
         }
-        RawTls {
+        Ok(RawTls {
             conn,
             sock,
             inbuf: Vec::new(),
-        }
+        })
     }
 
     /// Encrypts and writes `bytes`; fails once the server has closed.
