@@ -7,6 +7,7 @@ mod attack;
 mod config_errors;
 mod crash;
 mod delivery;
+mod faults;
 mod http;
 mod ownership;
 mod protocol;
