@@ -283,7 +283,10 @@ pub fn replay(path: &Path) -> Result<Replay, StoreError> {
     replay_bytes(path, &bytes)
 }
 
-fn replay_bytes(path: &Path, bytes: &[u8]) -> Result<Replay, StoreError> {
+/// Replays the content of a state file held in memory; `path` only names it
+/// in errors. What [`replay`] does after reading the file; public for the
+/// fuzz target and tests.
+pub fn replay_bytes(path: &Path, bytes: &[u8]) -> Result<Replay, StoreError> {
     let mut state = State::default();
     let mut seen = HashSet::new();
     let mut replay = Replay {

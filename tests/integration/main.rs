@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod faults;
 mod http;
+mod mutation;
 mod ownership;
 mod protocol;
 mod restart;
