@@ -55,6 +55,11 @@ pub fn check_replay(data: &[u8]) {
     };
     assert!(replay.good_len <= data.len() as u64);
     let state = replay.state;
+    assert!(
+        state.next_seq <= store::MAX_SEQ,
+        "next seq {} leaves no room",
+        state.next_seq
+    );
     let records = state.compacted();
     assert_eq!(
         records.len() as u64,
