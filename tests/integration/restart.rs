@@ -33,8 +33,10 @@ fn restart_keeps_registrations_and_reports_only_real_outages() {
     daemon.wait_delivered(5);
     daemon.kill();
 
-    let daemon = Daemon::builder(dir.path()).start();
+    // Taken before the start, so that it is no later than procjon's own
+    // start-up instant, which the full timeout is measured from.
     let started = Instant::now();
+    let daemon = Daemon::builder(dir.path()).start();
     let mut client = Client::connect(daemon.addr);
     // No re-register: the registration survived. Same status: nothing to say.
     // Keep "alive" pinging until "dies" is reported (bounded), then a little longer.
