@@ -172,6 +172,22 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the log holds `needle` at least `times` times. The log is
+    /// read from a pipe by another thread: a line procjon wrote before it
+    /// answered may arrive here after the answer.
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str, times: usize) {
+        let start = Instant::now();
+        while self.log().matches(needle).count() < times {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{needle:?} not {times} times in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The process id of the daemon.
     pub fn pid(&self) -> u32 {
         self.child.id()
