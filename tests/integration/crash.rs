@@ -259,7 +259,7 @@ fn sigkill_at_random_moments_loses_no_registration_and_no_announcement() {
             .start()
     };
 
-    for _ in 0..iterations {
+    for iteration in 0..iterations {
         // Now and then Slack is down for a whole life, so the outbox fills.
         slack.set(if rng.below(4) == 0 {
             Mode::Status(503)
@@ -282,9 +282,12 @@ fn sigkill_at_random_moments_loses_no_registration_and_no_announcement() {
         ledger.take_posts(&slack);
         let state = ledger.read_state_file(&state_path);
         check_registrations(&workers, &state);
-        let (status, stdout, stderr) =
-            run(&["check-state", state_path.to_str().unwrap()], dir.path());
-        assert!(status.success(), "check-state: {stdout}{stderr}");
+        // The replay above is check-state's; the command itself now and then.
+        if iteration % 10 == 0 {
+            let (status, stdout, stderr) =
+                run(&["check-state", state_path.to_str().unwrap()], dir.path());
+            assert!(status.success(), "check-state: {stdout}{stderr}");
+        }
     }
 
     // A last life with Slack up: the outbox drains.

@@ -6,7 +6,7 @@
 
 use crate::support::http::get;
 use crate::support::slack::Mode;
-use crate::support::{Client, Daemon, FakeSlack, TempDir, wait_until};
+use crate::support::{Client, Daemon, FakeSlack, TempDir, poll_until, wait_until};
 use procjon::frame::{ClientFrame, ErrorCode, Registration, ServerFrame};
 use procjon::store::replay;
 use std::collections::HashMap;
@@ -293,14 +293,21 @@ fn slack_down_while_a_thousand_services_flap_delivers_every_event_in_order_in_fe
 
     // Up, degraded, down, up again, ok again, down again: six events per service.
     ping_all(&mut client, &[0, 1]);
-    wait_until(Duration::from_secs(30), "every service to time out", || {
-        count("not_available") == SERVICES
-    });
-    ping_all(&mut client, &[1, 0]);
-    wait_until(
+    // A thousand services per look: every 100 ms is often enough.
+    let every = Duration::from_millis(100);
+    let all_down = || count("not_available") == SERVICES;
+    poll_until(
         Duration::from_secs(30),
-        "every service to time out again",
-        || count("not_available") == SERVICES,
+        every,
+        "every service to time out",
+        all_down,
+    );
+    ping_all(&mut client, &[1, 0]);
+    poll_until(
+        Duration::from_secs(30),
+        every,
+        "all to time out again",
+        all_down,
     );
 
     // Slack has been failing all along; then it rate-limits once; then it is back.

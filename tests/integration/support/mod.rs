@@ -108,14 +108,20 @@ pub fn agent_cert(name: &str) -> (PathBuf, PathBuf) {
 
 /// Polls `check` every 10 ms until it is true; panics with `what` after `limit`.
 #[track_caller]
-pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, check: impl FnMut() -> bool) {
+    poll_until(limit, Duration::from_millis(10), what, check);
+}
+
+/// [`wait_until`] polling every `every`, for checks that cost something.
+#[track_caller]
+pub fn poll_until(limit: Duration, every: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(
             start.elapsed() < limit,
             "timed out after {limit:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
 }
 
