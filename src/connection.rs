@@ -122,7 +122,8 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         who: &who,
         identity: &identity,
     };
-    let result = read_loop(&mut stream, &peer, ctx, |stream| {
+    let mut refused = 0;
+    let result = read_loop(&mut stream, &peer, ctx, &mut refused, |stream| {
         // The deadline follows the registered timeouts; a syscall only when it moves.
         let now = ctx.idle_timeout();
         if now != idle {
@@ -145,6 +146,12 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         }
         Err(err) => log::debug!("{who}: connection ended: {err}"),
     }
+    if refused > LOGGED_REFUSALS {
+        log::warn!(
+            "{who}: refused {refused} frames in all ({} not logged one by one)",
+            refused - LOGGED_REFUSALS
+        );
+    }
     stream.conn.send_close_notify();
     let _ = stream.flush();
 }
@@ -157,10 +164,30 @@ struct Peer<'a> {
     identity: &'a str,
 }
 
+/// Refused frames logged one by one per connection. Past these they are
+/// only counted, and the count is logged when the connection ends: otherwise
+/// a peer could make procjon write a log line for every two bytes it sends.
+const LOGGED_REFUSALS: u64 = 10;
+
+/// Counts a refused frame and logs it while the connection is under
+/// [`LOGGED_REFUSALS`]; later ones at trace level only.
+fn note_refusal(who: &str, err: &FrameError, refused: &mut u64, ctx: &Context) {
+    *refused += 1;
+    ctx.stats.count_rejected(err.code);
+    match (*refused).cmp(&LOGGED_REFUSALS) {
+        std::cmp::Ordering::Less => log::warn!("{who}: refused frame: {err}"),
+        std::cmp::Ordering::Equal => log::warn!(
+            "{who}: refused frame: {err}; further refusals on this connection are counted, not logged"
+        ),
+        std::cmp::Ordering::Greater => log::trace!("{who}: refused frame: {err}"),
+    }
+}
+
 fn read_loop<'a>(
     stream: &mut rustls::Stream<'a, ServerConnection, TcpStream>,
     peer: &Peer<'_>,
     ctx: &Context,
+    refused: &mut u64,
     mut before_read: impl FnMut(&mut rustls::Stream<'a, ServerConnection, TcpStream>),
 ) -> io::Result<()> {
     let who = peer.who;
@@ -195,8 +222,7 @@ fn read_loop<'a>(
                     out.extend_from_slice(OK_LINE);
                 }
                 Err(err) => {
-                    log::warn!("{who}: refused frame: {err}");
-                    ctx.stats.count_rejected(err.code);
+                    note_refusal(who, &err, refused, ctx);
                     out.extend_from_slice(&err.to_reply().encode());
                     if err.code == ErrorCode::TooLarge {
                         close = true;
@@ -211,8 +237,7 @@ fn read_loop<'a>(
                 ErrorCode::TooLarge,
                 format!("line is over the {MAX_FRAME_LEN}-byte limit; closing the connection"),
             );
-            log::warn!("{who}: refused frame: {err}");
-            ctx.stats.count_rejected(err.code);
+            note_refusal(who, &err, refused, ctx);
             out.extend_from_slice(&err.to_reply().encode());
             close = true;
         }

@@ -283,7 +283,10 @@ pub fn replay(path: &Path) -> Result<Replay, StoreError> {
     replay_bytes(path, &bytes)
 }
 
-fn replay_bytes(path: &Path, bytes: &[u8]) -> Result<Replay, StoreError> {
+/// Replays the content of a state file held in memory; `path` only names it
+/// in errors. What [`replay`] does after reading the file; public for the
+/// fuzz target and tests.
+pub fn replay_bytes(path: &Path, bytes: &[u8]) -> Result<Replay, StoreError> {
     let mut state = State::default();
     let mut seen = HashSet::new();
     let mut replay = Replay {
@@ -340,6 +343,11 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
     })
 }
 
+/// Announcement `seq`s stay below 2^53: exact in every JSON tool (jq,
+/// JavaScript), and far from `u64::MAX`, where the next `seq` would overflow
+/// and repeat one already in the file.
+pub const MAX_SEQ: u64 = 1 << 53;
+
 /// Checks what serde can't: a registration's limits and unique `seq`s.
 fn check_record(record: &Record, state: &State, seen: &mut HashSet<u64>) -> Result<(), String> {
     match record {
@@ -357,6 +365,12 @@ fn check_record(record: &Record, state: &State, seen: &mut HashSet<u64>) -> Resu
             }
         }
         Record::Announce(a) => {
+            if a.seq >= MAX_SEQ {
+                return Err(format!(
+                    "seq {} is too large; it must be below {MAX_SEQ} (2^53)",
+                    a.seq
+                ));
+            }
             if !seen.insert(a.seq) {
                 return Err(format!(
                     "seq {} is used by an earlier announce line; each needs its own",
@@ -812,6 +826,13 @@ mod tests {
         );
         let err = replay_str(&dup).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("seq 1"), "{err}");
+        // Found by hand-editing: seq u64::MAX made the next announcement overflow.
+        let huge = format!(
+            "{}\n",
+            serde_json::to_string(&announce(u64::MAX, "a", true, 0)).unwrap()
+        );
+        let err = replay_str(&huge).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("too large"), "{err}");
     }
 
     #[test]

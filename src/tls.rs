@@ -134,10 +134,14 @@ fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, ConfigError> {
 
 /// The identity of a client certificate: its subject common name (CN), or,
 /// when it has none, its first DNS subject alternative name. `None` when the
-/// certificate has neither (or can't be parsed).
+/// certificate has neither (or can't be parsed). An empty name counts as
+/// none: an empty owner would make the state file invalid.
 pub fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
     let (subject, extensions) = subject_and_extensions(cert.as_ref())?;
-    common_name(subject).or_else(|| extensions.and_then(first_dns_name))
+    common_name(subject)
+        .filter(|name| !name.is_empty())
+        .or_else(|| extensions.and_then(first_dns_name))
+        .filter(|name| !name.is_empty())
 }
 
 const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];

@@ -3,10 +3,14 @@
 
 mod support;
 
+mod attack;
 mod config_errors;
+mod crash;
 mod delivery;
 mod deploy;
+mod faults;
 mod http;
+mod mutation;
 mod ownership;
 mod protocol;
 mod restart;

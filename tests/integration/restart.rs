@@ -33,7 +33,8 @@ fn restart_keeps_registrations_and_reports_only_real_outages() {
     daemon.wait_delivered(5);
     daemon.kill();
 
-    // Measured from before the spawn: the daemon's own start-up instant is later.
+    // Taken before the start, so that it is no later than procjon's own
+    // start-up instant, which the full timeout is measured from.
     let started = Instant::now();
     let daemon = Daemon::builder(dir.path()).start();
     let mut client = Client::connect(daemon.addr);

@@ -67,6 +67,12 @@ impl Builder {
         self
     }
 
+    /// Puts the state file at `path` instead of `DIR/state.jsonl`.
+    pub fn state(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state = path.into();
+        self
+    }
+
     #[track_caller]
     pub fn start(self) -> Daemon {
         let certs = self.certs.as_deref().unwrap_or_else(|| super::certs());
@@ -198,6 +204,39 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `needle` at least `times` times. The log is
+    /// read from a pipe by another thread: a line procjon wrote before it
+    /// answered may arrive here after the answer.
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str, times: usize) {
+        let start = Instant::now();
+        while self.log().matches(needle).count() < times {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{needle:?} not {times} times in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The process id of the daemon.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many threads the daemon runs now (`Threads:` of `/proc/PID/status`).
+    #[track_caller]
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a Threads: line")
     }
 
     /// The next notification printed on stdout.

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod daemon;
 pub mod http;
+pub mod raw;
 pub mod slack;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use client::Client;
 pub use daemon::Daemon;
+pub use raw::RawTls;
 pub use slack::FakeSlack;
 
 /// A directory removed on drop.
@@ -106,13 +108,64 @@ pub fn agent_cert(name: &str) -> (PathBuf, PathBuf) {
 
 /// Polls `check` every 10 ms until it is true; panics with `what` after `limit`.
 #[track_caller]
-pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, check: impl FnMut() -> bool) {
+    poll_until(limit, Duration::from_millis(10), what, check);
+}
+
+/// [`wait_until`] polling every `every`, for checks that cost something.
+#[track_caller]
+pub fn poll_until(limit: Duration, every: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(
             start.elapsed() < limit,
             "timed out after {limit:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
+    }
+}
+
+/// A xorshift64* generator: reproducible randomness without a crate.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; 0 is mapped to 1).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The seed for randomized tests: `PROCJON_TEST_SEED` or `default`. Printed,
+/// so that a failure can be replayed with the same seed.
+pub fn seed(test: &str, default: u64) -> u64 {
+    let seed = env_number("PROCJON_TEST_SEED", default);
+    eprintln!("{test}: seed {seed} (set PROCJON_TEST_SEED to replay)");
+    seed
+}
+
+/// A count from the environment variable `name`, or `default` when unset.
+/// Heavier variants of the attack and crash tests are switched on this way.
+#[track_caller]
+pub fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+        _ => default,
     }
 }
