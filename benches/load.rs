@@ -11,6 +11,9 @@
 //! figure as a JSON line plus a table and an SVG chart. All traffic stays on
 //! 127.0.0.1; every loop is bounded in count and time.
 //!
+//! `PROCJON_BENCH_BIN=PATH` runs another procjon build (to compare two, or
+//! to profile one built with symbols).
+//!
 //! `--quick` scales every scenario down to a smoke run of a few seconds, for
 //! CI (`cargo test --bench load -- --quick` runs it in the test profile).
 //!
@@ -295,7 +298,7 @@ fn run(options: &Options) -> Result<bool, String> {
         "date": procjon::store::now_rfc3339(),
         "quick": options.quick,
         "scenario": options.scenario,
-        "procjon": env!("CARGO_BIN_EXE_procjon"),
+        "procjon": server::procjon_binary(),
     }));
     for (name, what, body) in SCENARIOS {
         if options.scenario.as_deref().is_some_and(|s| s != name) {

@@ -6,7 +6,6 @@ use crate::Bench;
 use crate::report::{Point, Row, Target, number};
 use crate::server::Kind;
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
 /// Scenario 7.
@@ -40,7 +39,7 @@ pub fn run(bench: &mut Bench) -> Result<(), String> {
             .figures(rss[0] as f64 / 1024.0, Some(rss[1] as f64 / 1024.0))
             .target(Target::AtMost(6.0)),
     );
-    let procjon = Path::new(env!("CARGO_BIN_EXE_procjon"));
+    let procjon = crate::server::procjon_binary();
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {

@@ -86,6 +86,14 @@ pub struct Server {
     pub kind: Kind,
 }
 
+/// The procjon binary: `$PROCJON_BENCH_BIN` when set (to compare two builds,
+/// or profile one with symbols), else the one cargo built with this harness.
+pub fn procjon_binary() -> PathBuf {
+    std::env::var_os("PROCJON_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_procjon")))
+}
+
 /// Lines of a server's log kept for error reports.
 const LOG_TAIL: usize = 40;
 
@@ -95,7 +103,7 @@ impl Server {
         let certs = launch.certs;
         let mut command = match launch.kind {
             Kind::Procjon => {
-                let mut command = Command::new(env!("CARGO_BIN_EXE_procjon"));
+                let mut command = Command::new(procjon_binary());
                 command
                     .args(["-e", "127.0.0.1:0", "-l", "info", "--state"])
                     .arg(launch.state.ok_or("procjon needs a state file")?)
