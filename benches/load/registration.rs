@@ -82,15 +82,20 @@ pub fn run(bench: &mut Bench) -> Result<(), String> {
     Ok(())
 }
 
-/// The file system type of `dir` (`stat -f`), e.g. `ext2/ext3` for ext4.
+/// The file system type of `dir` (`findmnt`, else `stat -f`).
 fn file_system(dir: &std::path::Path) -> String {
-    Command::new("stat")
-        .args(["-f", "-c", "%T"])
-        .arg(dir)
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    let run = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .arg(dir)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    run("findmnt", &["-n", "-o", "FSTYPE", "--target"])
+        .or_else(|| run("stat", &["-f", "-c", "%T"]))
         .unwrap_or_else(|| "unknown file system".into())
 }

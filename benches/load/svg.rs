@@ -9,8 +9,8 @@ use std::fmt::Write;
 
 const PANEL_W: f64 = 360.0;
 const HEIGHT: f64 = 270.0;
-const LEFT: f64 = 64.0;
-const RIGHT: f64 = 16.0;
+const LEFT: f64 = 52.0;
+const RIGHT: f64 = 24.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 44.0;
 
@@ -87,7 +87,7 @@ fn panel(svg: &mut String, x0: f64, title: &str, x_label: &str, points: &[&Point
             x0 + PANEL_W - RIGHT,
             x0 + LEFT - 4.0,
             y + 4.0,
-            number(tick)
+            compact(tick)
         );
         tick += step;
     }
@@ -97,7 +97,7 @@ fn panel(svg: &mut String, x0: f64, title: &str, x_label: &str, points: &[&Point
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             px(x),
             TOP + plot_h + 16.0,
-            number(x as f64)
+            x
         );
     }
     let _ = writeln!(
@@ -144,6 +144,19 @@ fn panel(svg: &mut String, x0: f64, title: &str, x_label: &str, points: &[&Point
             kind.name()
         );
     }
+}
+
+/// A tick label: 2.5M, 500k, 40.
+fn compact(value: f64) -> String {
+    let (scaled, suffix) = if value >= 1e6 {
+        (value / 1e6, "M")
+    } else if value >= 1e3 {
+        (value / 1e3, "k")
+    } else {
+        (value, "")
+    };
+    let text = format!("{scaled:.1}");
+    format!("{}{suffix}", text.trim_end_matches(".0"))
 }
 
 /// 1, 2 or 5 times a power of ten, at least `raw`.
