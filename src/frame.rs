@@ -171,6 +171,14 @@ struct RawFrame {
 impl ClientFrame {
     /// Decodes and validates one line (without its `\n`).
     pub fn decode(line: &[u8]) -> Result<ClientFrame, FrameError> {
+        match canonical_ping(line) {
+            Some(ping) => Ok(ping),
+            None => ClientFrame::decode_general(line),
+        }
+    }
+
+    /// [`ClientFrame::decode`] through serde, for any frame.
+    fn decode_general(line: &[u8]) -> Result<ClientFrame, FrameError> {
         if line.len() > MAX_FRAME_LEN {
             return Err(FrameError::new(
                 ErrorCode::TooLarge,
@@ -235,6 +243,37 @@ impl ServerFrame {
         serde_json::from_slice(line)
             .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid reply: {e}")))
     }
+}
+
+/// Reads a ping written exactly as [`ClientFrame::encode`] writes it,
+/// `{"type":"ping","service":"ID","status":N}`, without serde. Pings are
+/// nearly every frame procjon reads, and serde's general path (field
+/// matching, an owned string per field) was most of a ping's CPU cost.
+/// Anything else (other field order, spaces, escapes, a number or id the
+/// general path would refuse) is `None` and goes the general way, so the
+/// result is always the same as [`ClientFrame::decode_general`]'s.
+fn canonical_ping(line: &[u8]) -> Option<ClientFrame> {
+    let rest = line.strip_prefix(br#"{"type":"ping","service":""#)?;
+    let (id, rest) = rest.split_at(rest.iter().position(|&b| b == b'"')?);
+    let digits = rest.strip_prefix(br#"","status":"#)?.strip_suffix(b"}")?;
+    // At most 19 digits (always fits a u64), no leading zero (not JSON).
+    if digits.is_empty()
+        || digits.len() > 19
+        || (digits.len() > 1 && digits[0] == b'0')
+        || !digits.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let status = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    // Service characters are plain ASCII: no escape can hide in a valid id.
+    let service = std::str::from_utf8(id).ok()?;
+    validate_service(service).ok()?;
+    Some(ClientFrame::Ping {
+        service: service.to_string(),
+        status,
+    })
 }
 
 /// The bytes of an `ok` reply, including its newline.
@@ -329,6 +368,57 @@ mod tests {
 
     fn code(line: &str) -> ErrorCode {
         ClientFrame::decode(line.as_bytes()).unwrap_err().code
+    }
+
+    #[test]
+    fn the_ping_fast_path_reads_what_serde_reads() {
+        let long = "a".repeat(MAX_SERVICE_LEN);
+        let too_long = "a".repeat(MAX_SERVICE_LEN + 1);
+        let lines = [
+            r#"{"type":"ping","service":"web-1","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"a.b_c:d@e/f-9","status":255}"#.to_string(),
+            format!(r#"{{"type":"ping","service":"{long}","status":1}}"#),
+            format!(r#"{{"type":"ping","service":"{too_long}","status":1}}"#),
+            r#"{"type":"ping","service":"web-1","status":18446744073709551615}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":18446744073709551616}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":9999999999999999999}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":01}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":-1}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":1.0}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":}"#.to_string(),
+            r#"{"type":"ping","service":"","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"we b","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"w\u0065b","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"w\"b","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"wé","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":0} "#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":0}}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":0,"x":1}"#.to_string(),
+            r#"{"service":"web-1","type":"ping","status":0}"#.to_string(),
+            r#"{"type":"ping","service":"web-1"}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":0"#.to_string(),
+        ];
+        for line in &lines {
+            assert_eq!(
+                ClientFrame::decode(line.as_bytes()),
+                ClientFrame::decode_general(line.as_bytes()),
+                "{line}"
+            );
+        }
+        assert!(canonical_ping(lines[0].as_bytes()).is_some());
+        let encoded = ClientFrame::Ping {
+            service: "db-2".into(),
+            status: 3,
+        }
+        .encode();
+        let frame = canonical_ping(&encoded[..encoded.len() - 1]);
+        assert_eq!(
+            frame,
+            Some(ClientFrame::Ping {
+                service: "db-2".into(),
+                status: 3
+            })
+        );
     }
 
     #[test]
