@@ -1,7 +1,7 @@
 //! The fuzz targets' checks on stable Rust, so CI runs them: every input
 //! that once made a fuzz target fail (`fuzz/regressions/`), then seeded
 //! random mutations of the seed inputs (`fuzz/seeds/`). The real fuzzing is
-//! `cargo +nightly fuzz run TARGET` (see `docs/hardening.md`).
+//! `cargo +nightly fuzz run TARGET` (see "Fuzzing" in README.md).
 //!
 //! `PROCJON_TEST_MUTATIONS` sets the mutated inputs per target (default
 //! 20,000); `PROCJON_TEST_SEED` replays a run.
