@@ -3,8 +3,8 @@
 //! answers every frame with exactly one line, in order. Runs on its own
 //! thread, spawned by the listener; shares only the registry and counters.
 
-use crate::frame::{ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, OK_LINE};
-use crate::registry::Registry;
+use crate::frame::{self, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, OK_LINE};
+use crate::registry::{PingBatch, Registry};
 use crate::tls;
 use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
@@ -207,6 +207,7 @@ fn read_loop<'a>(
         let mut start = 0;
         let mut pings = 0;
         let mut close = false;
+        let mut batch = ctx.registry.ping_batch(Instant::now());
         while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
             let mut line = &buf[start..start + i];
             start += i + 1;
@@ -216,12 +217,13 @@ fn read_loop<'a>(
             if line.is_empty() {
                 continue;
             }
-            match handle(line, peer.identity, ctx) {
+            match handle(line, peer.identity, ctx, &mut batch) {
                 Ok(is_ping) => {
                     pings += u64::from(is_ping);
                     out.extend_from_slice(OK_LINE);
                 }
                 Err(err) => {
+                    batch.release();
                     note_refusal(who, &err, refused, ctx);
                     out.extend_from_slice(&err.to_reply().encode());
                     if err.code == ErrorCode::TooLarge {
@@ -231,6 +233,7 @@ fn read_loop<'a>(
                 }
             }
         }
+        drop(batch);
         buf.drain(..start);
         if !close && buf.len() > MAX_FRAME_LEN {
             let err = FrameError::new(
@@ -261,13 +264,24 @@ fn read_loop<'a>(
     }
 }
 
-/// Applies one frame; `Ok(true)` for an accepted ping.
-fn handle(line: &[u8], identity: &str, ctx: &Context) -> Result<bool, FrameError> {
+/// Applies one frame; `Ok(true)` for an accepted ping. Pings go through
+/// `batch`, which holds the registry lock across the pings of one read; it is
+/// released before a registration, which waits for the disk.
+fn handle(
+    line: &[u8],
+    identity: &str,
+    ctx: &Context,
+    batch: &mut PingBatch<'_>,
+) -> Result<bool, FrameError> {
+    if let Some((service, status)) = frame::canonical_ping(line) {
+        return batch.ping(service, status, identity).map(|()| true);
+    }
     match ClientFrame::decode(line)? {
         ClientFrame::Ping { service, status } => {
-            ctx.registry.ping(&service, status, identity).map(|()| true)
+            batch.ping(&service, status, identity).map(|()| true)
         }
         ClientFrame::Register(registration) => {
+            batch.release();
             log::debug!("register {registration:?}");
             ctx.registry
                 .register(registration, identity)

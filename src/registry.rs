@@ -161,6 +161,89 @@ impl Inner {
         self.next_seq += 1;
         seq
     }
+
+    /// Applies a ping from `identity` received at `now`; announcements are
+    /// also pushed to `announced`, for logging once the lock is released.
+    fn ping(
+        &mut self,
+        timer: &TimerHandle,
+        service_id: &str,
+        status: u64,
+        identity: &str,
+        now: Instant,
+        announced: &mut Vec<Record>,
+    ) -> Result<(), FrameError> {
+        let inner = self;
+        let Some(service) = inner.services.get_mut(service_id) else {
+            return Err(FrameError::new(
+                ErrorCode::NotRegistered,
+                format!("service {service_id} is not registered; send a register frame first"),
+            ));
+        };
+        let adopted = service.authorize(identity)?;
+        let count = service.registration.statuses.len() as u64;
+        if status >= count {
+            return Err(FrameError::new(
+                ErrorCode::BadStatus,
+                format!(
+                    "status {status} is out of range: {service_id} has {count} statuses (0 to {})",
+                    count - 1
+                ),
+            ));
+        }
+        service.last_ping = Some(now);
+        if service.availability == Availability::Available && service.status == status && !adopted {
+            return Ok(());
+        }
+        let mut records = Vec::with_capacity(3);
+        if adopted {
+            records.push(service.record());
+        }
+        let mut texts = Vec::with_capacity(2);
+        let mut arm_at = None;
+        if service.availability != Availability::Available {
+            service.availability = Availability::Available;
+            texts.push((message::available(service_id), service.status));
+            arm_at = Some(now + service.timeout);
+        }
+        if service.status != status {
+            let names = &service.registration.statuses;
+            let old = names
+                .get(service.status as usize)
+                .map_or_else(|| format!("status {}", service.status), Clone::clone);
+            let new = &names[status as usize];
+            texts.push((message::status_changed(service_id, new, &old), status));
+            service.status = status;
+        }
+        if !texts.is_empty() {
+            service.last_change = Some(store::now_rfc3339());
+        }
+        let at = service.last_change.clone().unwrap_or_default();
+        if let Some(deadline) = arm_at {
+            let generation = inner.arm(timer, service_id, deadline);
+            if let Some(service) = inner.services.get_mut(service_id) {
+                service.timer_generation = generation;
+            }
+        }
+        for (text, status) in texts {
+            let seq = inner.take_seq();
+            records.push(Record::Announce(Announcement {
+                seq,
+                service: service_id.to_string(),
+                available: true,
+                status,
+                text,
+                at: at.clone(),
+            }));
+        }
+        announced.extend(
+            records
+                .iter()
+                .filter(|r| matches!(r, Record::Announce(_)))
+                .cloned(),
+        );
+        send(inner, records)
+    }
 }
 
 /// All registered services. See the module docs for the locking rules.
@@ -305,76 +388,19 @@ impl Registry {
 
     /// Records a ping from `identity`. Announces availability and status changes.
     pub fn ping(&self, service_id: &str, status: u64, identity: &str) -> Result<(), FrameError> {
-        let now = Instant::now();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let Some(service) = inner.services.get_mut(service_id) else {
-            return Err(FrameError::new(
-                ErrorCode::NotRegistered,
-                format!("service {service_id} is not registered; send a register frame first"),
-            ));
-        };
-        let adopted = service.authorize(identity)?;
-        let count = service.registration.statuses.len() as u64;
-        if status >= count {
-            return Err(FrameError::new(
-                ErrorCode::BadStatus,
-                format!(
-                    "status {status} is out of range: {service_id} has {count} statuses (0 to {})",
-                    count - 1
-                ),
-            ));
+        self.ping_batch(Instant::now())
+            .ping(service_id, status, identity)
+    }
+
+    /// Starts a batch of pings received at `now`, applied under one hold of
+    /// the lock (taken at the first ping).
+    pub fn ping_batch(&self, now: Instant) -> PingBatch<'_> {
+        PingBatch {
+            registry: self,
+            guard: None,
+            now,
+            announced: Vec::new(),
         }
-        service.last_ping = Some(now);
-        if service.availability == Availability::Available && service.status == status && !adopted {
-            return Ok(());
-        }
-        let mut records = Vec::with_capacity(3);
-        if adopted {
-            records.push(service.record());
-        }
-        let mut texts = Vec::with_capacity(2);
-        let mut arm_at = None;
-        if service.availability != Availability::Available {
-            service.availability = Availability::Available;
-            texts.push((message::available(service_id), service.status));
-            arm_at = Some(now + service.timeout);
-        }
-        if service.status != status {
-            let names = &service.registration.statuses;
-            let old = names
-                .get(service.status as usize)
-                .map_or_else(|| format!("status {}", service.status), Clone::clone);
-            let new = &names[status as usize];
-            texts.push((message::status_changed(service_id, new, &old), status));
-            service.status = status;
-        }
-        if !texts.is_empty() {
-            service.last_change = Some(store::now_rfc3339());
-        }
-        let at = service.last_change.clone().unwrap_or_default();
-        if let Some(deadline) = arm_at {
-            let generation = inner.arm(&self.timer, service_id, deadline);
-            if let Some(service) = inner.services.get_mut(service_id) {
-                service.timer_generation = generation;
-            }
-        }
-        for (text, status) in texts {
-            let seq = inner.take_seq();
-            records.push(Record::Announce(Announcement {
-                seq,
-                service: service_id.to_string(),
-                available: true,
-                status,
-                text,
-                at: at.clone(),
-            }));
-        }
-        let logged = records.clone();
-        let result = send(inner, records);
-        drop(guard);
-        log_announcements(&logged);
-        result
     }
 
     /// Called by the timer when `service_id`'s deadline comes due. Announces
@@ -447,6 +473,54 @@ impl Registry {
     /// The largest timeout any service has registered (since start-up).
     pub fn longest_timeout(&self) -> Duration {
         Duration::from_millis(self.longest_timeout_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Pings applied under one hold of the registry lock. A connection applies
+/// all the pings of one read through one batch: one lock per read instead of
+/// one per ping, which under load was most of a ping's own cost (the lock's
+/// cache line moving between cores). The lock is taken at the first ping and
+/// held until [`PingBatch::release`] or the end of the batch; announcements
+/// are logged then, never under the lock.
+pub struct PingBatch<'a> {
+    registry: &'a Registry,
+    guard: Option<MutexGuard<'a, Inner>>,
+    now: Instant,
+    announced: Vec<Record>,
+}
+
+impl PingBatch<'_> {
+    /// Records a ping from `identity`, as [`Registry::ping`] does.
+    pub fn ping(
+        &mut self,
+        service_id: &str,
+        status: u64,
+        identity: &str,
+    ) -> Result<(), FrameError> {
+        let registry = self.registry;
+        let inner = self.guard.get_or_insert_with(|| registry.lock());
+        inner.ping(
+            &registry.timer,
+            service_id,
+            status,
+            identity,
+            self.now,
+            &mut self.announced,
+        )
+    }
+
+    /// Releases the lock, if held, and logs what was announced. Call it
+    /// before anything that blocks or logs; the next ping locks again.
+    pub fn release(&mut self) {
+        self.guard = None;
+        log_announcements(&self.announced);
+        self.announced.clear();
+    }
+}
+
+impl Drop for PingBatch<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

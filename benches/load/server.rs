@@ -105,7 +105,15 @@ impl Server {
             Kind::Procjon => {
                 let mut command = Command::new(procjon_binary());
                 command
-                    .args(["-e", "127.0.0.1:0", "--http", "off", "-l", "info", "--state"])
+                    .args([
+                        "-e",
+                        "127.0.0.1:0",
+                        "--http",
+                        "off",
+                        "-l",
+                        "info",
+                        "--state",
+                    ])
                     .arg(launch.state.ok_or("procjon needs a state file")?)
                     .arg("--root-cert")
                     .arg(certs.file("ca.pem"))

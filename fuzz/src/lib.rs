@@ -10,11 +10,19 @@ use procjon::store;
 use rustls_pki_types::CertificateDer;
 use std::path::Path;
 
-/// Decoding a line from a peer never panics; an accepted frame is valid and
+/// Decoding a line from a peer never panics; the serde-free path for
+/// pings decides exactly as serde does; an accepted frame is valid and
 /// decodes to itself after encoding.
 pub fn check_frame(data: &[u8]) {
     let _ = ServerFrame::decode(data);
-    let Ok(frame) = ClientFrame::decode(data) else {
+    let decoded = ClientFrame::decode(data);
+    assert_eq!(
+        decoded,
+        ClientFrame::decode_general(data),
+        "the ping fast path and serde disagree on {:?}",
+        String::from_utf8_lossy(data)
+    );
+    let Ok(frame) = decoded else {
         return;
     };
     if let ClientFrame::Register(registration) = &frame
