@@ -208,7 +208,7 @@ fn read_loop<'a>(
         let mut pings = 0;
         let mut close = false;
         let mut batch = ctx.registry.ping_batch(Instant::now());
-        while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
+        while let Some(i) = frame::find_byte(&buf[start..], b'\n') {
             let mut line = &buf[start..start + i];
             start += i + 1;
             if let [rest @ .., b'\r'] = line {
