@@ -38,7 +38,11 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
 
     let (store_tx, store_rx) = mpsc::channel();
     let (notify_tx, notify_rx) = mpsc::channel();
-    let pending = state.outbox.values().cloned().collect();
+    let pending = state
+        .outbox
+        .values()
+        .map(|a| store::Announcement::clone(a))
+        .collect();
     let notify_stats = Arc::new(NotifyStats::default());
     let notifier = Notifier::new(
         config.sink.clone(),
