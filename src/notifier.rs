@@ -29,8 +29,10 @@ pub struct NotifyStats {
     pub failed: AtomicU64,
     /// Announcements waiting to be delivered.
     pub pending: AtomicU64,
-    /// Announcements waiting to be delivered, by service id. Replaced whole
-    /// by the notifier thread; read by the HTTP status endpoint.
+    /// Announcements waiting to be delivered, by service id. Updated by the
+    /// notifier thread for what enters and leaves its queue (never recounted:
+    /// with a long queue that was most of the time between two posts); read
+    /// by the HTTP status endpoint.
     pending_by_service: Mutex<HashMap<String, u64>>,
 }
 
@@ -44,20 +46,37 @@ impl NotifyStats {
         guard.clone()
     }
 
-    /// Records what is queued: the total and the count per service. Counts
-    /// outside the lock; the lock only swaps the map.
-    fn set_queue(&self, queue: &VecDeque<Announcement>) {
-        let mut by_service: HashMap<String, u64> = HashMap::new();
-        for announcement in queue {
-            *by_service.entry(announcement.service.clone()).or_default() += 1;
+    /// Counts `added` in the queue, which now holds `queued`.
+    fn enqueued(&self, added: &[Announcement], queued: usize) {
+        self.pending.store(queued as u64, Ordering::Relaxed);
+        let mut by_service = self
+            .pending_by_service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for announcement in added {
+            match by_service.get_mut(&announcement.service) {
+                Some(count) => *count += 1,
+                None => {
+                    by_service.insert(announcement.service.clone(), 1);
+                }
+            }
         }
-        self.pending.store(queue.len() as u64, Ordering::Relaxed);
-        {
-            let mut guard = self
-                .pending_by_service
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *guard = by_service;
+    }
+
+    /// Takes `removed` off the counts; the queue now holds `queued`.
+    fn dequeued<'a>(&self, removed: impl Iterator<Item = &'a Announcement>, queued: usize) {
+        self.pending.store(queued as u64, Ordering::Relaxed);
+        let mut by_service = self
+            .pending_by_service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for announcement in removed {
+            if let Some(count) = by_service.get_mut(&announcement.service) {
+                *count -= 1;
+                if *count == 0 {
+                    by_service.remove(&announcement.service);
+                }
+            }
         }
     }
 }
@@ -113,8 +132,8 @@ impl Notifier {
             },
             Sink::Slack(_) => tuning,
         };
+        stats.enqueued(&pending, pending.len());
         let queue = pending.into();
-        stats.set_queue(&queue);
         Notifier {
             sink,
             tuning,
@@ -124,6 +143,12 @@ impl Notifier {
             agent,
             stats,
         }
+    }
+
+    /// Queues announcements received from the store writer.
+    fn enqueue(&mut self, batch: Vec<Announcement>) {
+        self.stats.enqueued(&batch, self.queue.len() + batch.len());
+        self.queue.extend(batch);
     }
 
     /// Runs until the store writer is gone and the queue is empty.
@@ -137,7 +162,7 @@ impl Notifier {
                     return;
                 }
                 match self.inbox.recv() {
-                    Ok(batch) => self.queue.extend(batch),
+                    Ok(batch) => self.enqueue(batch),
                     Err(_) => return,
                 }
             }
@@ -148,24 +173,26 @@ impl Notifier {
                     break;
                 }
                 match self.inbox.recv_timeout(next_post - now) {
-                    Ok(batch) => self.queue.extend(batch),
+                    Ok(batch) => self.enqueue(batch),
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => inbox_open = false,
                 }
             }
-            self.queue.extend(self.inbox.try_iter().flatten());
-            self.stats.set_queue(&self.queue);
+            while let Ok(batch) = self.inbox.try_recv() {
+                self.enqueue(batch);
+            }
 
             let (count, text) = self.next_post_text();
             let outcome = self.deliver(&text);
             let now = Instant::now();
             match outcome {
                 Outcome::Delivered => {
+                    self.stats
+                        .dequeued(self.queue.range(..count), self.queue.len() - count);
                     let seqs: Vec<u64> = self.queue.drain(..count).map(|a| a.seq).collect();
                     self.stats
                         .sent
                         .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-                    self.stats.set_queue(&self.queue);
                     let _ = self.store.send(StoreCmd::Delivered(seqs));
                     backoff = self.tuning.backoff;
                     next_post = now + self.tuning.interval;
@@ -286,4 +313,38 @@ impl Notifier {
 /// Removes the secret URL from an error message.
 fn redact(message: &str, url: &WebhookUrl) -> String {
     message.replace(url.expose(), &url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement(seq: u64, service: &str) -> Announcement {
+        Announcement {
+            seq,
+            service: service.into(),
+            available: true,
+            status: 0,
+            text: format!("{service} is available"),
+            at: String::new(),
+        }
+    }
+
+    #[test]
+    fn pending_counts_follow_what_enters_and_leaves_the_queue() {
+        let stats = NotifyStats::default();
+        let queue = vec![
+            announcement(1, "a"),
+            announcement(2, "b"),
+            announcement(3, "a"),
+        ];
+        stats.enqueued(&queue, 3);
+        let counts = stats.pending_by_service();
+        assert_eq!((counts["a"], counts["b"]), (2, 1));
+        stats.dequeued(queue[..2].iter(), 1);
+        assert_eq!(stats.pending_by_service(), HashMap::from([("a".into(), 1)]));
+        assert_eq!(stats.pending.load(Ordering::Relaxed), 1);
+        stats.dequeued(queue[2..].iter(), 0);
+        assert!(stats.pending_by_service().is_empty());
+    }
 }
