@@ -1,9 +1,12 @@
 //! The registry: every registered service, who owns it, and its announced
 //! state. Shared by the connection threads (register, ping), the timer thread
-//! (expiry) and, read only, by status reporting. Its one lock is held only for
-//! in-memory work; records and announcements are handed to the store writer
-//! through a channel while the lock is held, so the file and the channel see
-//! events in exactly the order they happened. Never any I/O under the lock.
+//! (expiry) and, read only, by status reporting. Its one lock is a read-write
+//! lock: reports and pings that change nothing but a last ping time (nearly
+//! all of them) take the read side, every change takes the write side. It is
+//! held only for in-memory work; records and announcements are handed to the
+//! store writer through a channel while the write lock is held, so the file
+//! and the channel see events in exactly the order they happened. Never any
+//! I/O under the lock.
 
 use crate::frame::{ErrorCode, FrameError, Registration};
 use crate::message;
@@ -12,7 +15,7 @@ use crate::timer::{Deadline, TimerHandle};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// Whether a service is known to be up.
@@ -76,7 +79,9 @@ struct Service {
     availability: Availability,
     /// Announced status index.
     status: u64,
-    last_ping: Option<Instant>,
+    /// When it was last pinged, as a [`stamp`]. Atomic so that a ping that
+    /// changes nothing else needs only the read lock.
+    last_ping: AtomicU64,
     /// Generation of this service's live timer entry; 0 when none.
     timer_generation: u64,
     last_change: Option<String>,
@@ -90,21 +95,34 @@ impl Service {
             owner,
             availability: Availability::Unknown,
             status: 0,
-            last_ping: None,
+            last_ping: AtomicU64::new(NEVER),
             timer_generation: 0,
             last_change: None,
         }
     }
 
-    fn view(&self, now: Instant) -> ServiceView {
+    fn view(&self, epoch: Instant, now: Instant) -> ServiceView {
         ServiceView {
             registration: self.registration.clone(),
             owner: self.owner.clone(),
             availability: self.availability,
             status: self.status,
-            last_ping_age: self.last_ping.map(|t| now.saturating_duration_since(t)),
+            last_ping_age: self
+                .last_ping(epoch)
+                .map(|t| now.saturating_duration_since(t)),
             last_change: self.last_change.clone(),
         }
+    }
+
+    /// When it was last pinged, if ever.
+    fn last_ping(&self, epoch: Instant) -> Option<Instant> {
+        unstamp(epoch, self.last_ping.load(Ordering::Relaxed))
+    }
+
+    /// Records a ping at `stamp`. Never moves the time back: two connections
+    /// may ping one service with batches read in either order.
+    fn pinged(&self, stamp: u64) {
+        self.last_ping.fetch_max(stamp, Ordering::Relaxed);
     }
 
     /// The stored form of this service's definition.
@@ -137,7 +155,26 @@ impl Service {
     }
 }
 
+/// [`Service::last_ping`] of a service never pinged.
+const NEVER: u64 = 0;
+
+/// A ping time as stored in [`Service::last_ping`]: nanoseconds after the
+/// registry's epoch, plus one so that [`NEVER`] is no time.
+fn stamp(epoch: Instant, at: Instant) -> u64 {
+    let nanos = at.saturating_duration_since(epoch).as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// The time a [`stamp`] stands for; `None` for [`NEVER`].
+fn unstamp(epoch: Instant, stamp: u64) -> Option<Instant> {
+    stamp
+        .checked_sub(1)
+        .map(|nanos| epoch + Duration::from_nanos(nanos))
+}
+
 struct Inner {
+    /// What ping times are measured from (start-up).
+    epoch: Instant,
     services: HashMap<String, Service>,
     next_seq: u64,
     next_generation: u64,
@@ -162,6 +199,24 @@ impl Inner {
         seq
     }
 
+    /// Records a ping that changes nothing but the time of the last ping
+    /// (the service is available, owned by `identity`, and keeps its status),
+    /// the common case, under the read lock. `false`: anything else, which
+    /// [`Inner::ping`] applies under the write lock.
+    fn ping_unchanged(&self, service_id: &str, status: u64, identity: &str, now: Instant) -> bool {
+        match self.services.get(service_id) {
+            Some(service)
+                if service.availability == Availability::Available
+                    && service.status == status
+                    && service.owner.as_deref() == Some(identity) =>
+            {
+                service.pinged(stamp(self.epoch, now));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Applies a ping from `identity` received at `now`; announcements are
     /// also pushed to `announced`, for logging once the lock is released.
     fn ping(
@@ -174,6 +229,7 @@ impl Inner {
         announced: &mut Vec<Record>,
     ) -> Result<(), FrameError> {
         let inner = self;
+        let epoch = inner.epoch;
         let Some(service) = inner.services.get_mut(service_id) else {
             return Err(FrameError::new(
                 ErrorCode::NotRegistered,
@@ -191,7 +247,7 @@ impl Inner {
                 ),
             ));
         }
-        service.last_ping = Some(now);
+        service.pinged(stamp(epoch, now));
         if service.availability == Availability::Available && service.status == status && !adopted {
             return Ok(());
         }
@@ -248,7 +304,7 @@ impl Inner {
 
 /// All registered services. See the module docs for the locking rules.
 pub struct Registry {
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
     timer: TimerHandle,
     limits: Limits,
     /// Largest registered timeout, in milliseconds (for the idle deadline).
@@ -269,6 +325,7 @@ impl Registry {
         limits: Limits,
     ) -> Registry {
         let mut inner = Inner {
+            epoch: started,
             services: HashMap::with_capacity(state.services.len()),
             next_seq: state.next_seq.max(1),
             next_generation: 1,
@@ -286,7 +343,7 @@ impl Registry {
                 service.last_change = Some(last.at.clone()).filter(|at| !at.is_empty());
                 if last.available {
                     service.availability = Availability::Available;
-                    service.last_ping = Some(started);
+                    service.pinged(stamp(started, started));
                     service.timer_generation = inner.arm(&timer, id, started + service.timeout);
                 } else {
                     service.availability = Availability::NotAvailable;
@@ -295,17 +352,24 @@ impl Registry {
             inner.services.insert(id.clone(), service);
         }
         Registry {
-            inner: Mutex::new(inner),
+            inner: RwLock::new(inner),
             timer,
             limits,
             longest_timeout_ms: AtomicU64::new(longest.as_millis() as u64),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panicking connection thread must not wedge the daemon; the state
-        // under the lock is updated field by field and stays consistent.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The write lock, for anything that changes the registry. A panicking
+    /// connection thread must not wedge the daemon; the state under the lock
+    /// is updated field by field and stays consistent.
+    fn lock(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The read lock: for reports, and for pings that change nothing but
+    /// their service's last ping time.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers or redefines a service for `identity`; returns once it is on disk.
@@ -329,7 +393,8 @@ impl Registry {
                         service.timeout = timeout;
                         let record = service.record();
                         if timeout_changed && service.availability == Availability::Available {
-                            let at = service.last_ping.unwrap_or_else(Instant::now) + timeout;
+                            let at = service.last_ping(inner.epoch).unwrap_or_else(Instant::now)
+                                + timeout;
                             let id = service.registration.service.clone();
                             let generation = inner.arm(&self.timer, &id, at);
                             if let Some(service) = inner.services.get_mut(&id) {
@@ -397,7 +462,7 @@ impl Registry {
     pub fn ping_batch(&self, now: Instant) -> PingBatch<'_> {
         PingBatch {
             registry: self,
-            guard: None,
+            shared: None,
             now,
             announced: Vec::new(),
         }
@@ -413,7 +478,7 @@ impl Registry {
         {
             return None;
         }
-        let last_ping = service.last_ping.unwrap_or(now);
+        let last_ping = service.last_ping(inner.epoch).unwrap_or(now);
         let deadline = last_ping + service.timeout;
         if now < deadline {
             return Some(deadline);
@@ -447,8 +512,12 @@ impl Registry {
     pub fn snapshot(&self) -> Vec<ServiceView> {
         let now = Instant::now();
         let mut views: Vec<ServiceView> = {
-            let inner = self.lock();
-            inner.services.values().map(|s| s.view(now)).collect()
+            let inner = self.read();
+            inner
+                .services
+                .values()
+                .map(|s| s.view(inner.epoch, now))
+                .collect()
         };
         views.sort_by(|a, b| a.registration.service.cmp(&b.registration.service));
         views
@@ -457,12 +526,16 @@ impl Registry {
     /// A copy of one service's state.
     pub fn get(&self, service_id: &str) -> Option<ServiceView> {
         let now = Instant::now();
-        self.lock().services.get(service_id).map(|s| s.view(now))
+        let inner = self.read();
+        inner
+            .services
+            .get(service_id)
+            .map(|s| s.view(inner.epoch, now))
     }
 
     /// How many services are registered.
     pub fn len(&self) -> usize {
-        self.lock().services.len()
+        self.read().services.len()
     }
 
     /// Whether no service is registered.
@@ -476,15 +549,18 @@ impl Registry {
     }
 }
 
-/// Pings applied under one hold of the registry lock. A connection applies
-/// all the pings of one read through one batch: one lock per read instead of
-/// one per ping, which under load was most of a ping's own cost (the lock's
-/// cache line moving between cores). The lock is taken at the first ping and
-/// held until [`PingBatch::release`] or the end of the batch; announcements
-/// are logged then, never under the lock.
+/// Pings applied under one hold of the registry's read lock. A connection
+/// applies all the pings of one read through one batch: one lock per read
+/// instead of one per ping, which under load was most of a ping's own cost
+/// (the lock's cache line moving between cores). A ping that changes nothing
+/// but its service's last ping time, nearly all of them, is done under the
+/// read lock, so connection threads don't wait for each other; any other
+/// ping lets go of it and takes the write lock for itself. The read lock is
+/// taken at the first ping and held until [`PingBatch::release`] or the end
+/// of the batch; announcements are logged then, never under a lock.
 pub struct PingBatch<'a> {
     registry: &'a Registry,
-    guard: Option<MutexGuard<'a, Inner>>,
+    shared: Option<RwLockReadGuard<'a, Inner>>,
     now: Instant,
     announced: Vec<Record>,
 }
@@ -498,8 +574,12 @@ impl PingBatch<'_> {
         identity: &str,
     ) -> Result<(), FrameError> {
         let registry = self.registry;
-        let inner = self.guard.get_or_insert_with(|| registry.lock());
-        inner.ping(
+        let shared = self.shared.get_or_insert_with(|| registry.read());
+        if shared.ping_unchanged(service_id, status, identity, self.now) {
+            return Ok(());
+        }
+        self.shared = None;
+        registry.lock().ping(
             &registry.timer,
             service_id,
             status,
@@ -512,7 +592,7 @@ impl PingBatch<'_> {
     /// Releases the lock, if held, and logs what was announced. Call it
     /// before anything that blocks or logs; the next ping locks again.
     pub fn release(&mut self) {
-        self.guard = None;
+        self.shared = None;
         log_announcements(&self.announced);
         self.announced.clear();
     }
