@@ -14,5 +14,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 exec cargo bench --quiet --bench load -- "$@"
