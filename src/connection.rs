@@ -207,7 +207,7 @@ fn read_loop<'a>(
         let mut start = 0;
         let mut pings = 0;
         let mut close = false;
-        let received = Instant::now();
+        let mut received = Instant::now();
         // Canonical pings waiting to be applied under one hold of the lock.
         let mut pending = Vec::new();
         while let Some(i) = frame::find_byte(&buf[start..], b'\n') {
@@ -224,7 +224,11 @@ fn read_loop<'a>(
                 continue;
             }
             pings += apply_pings(&mut pending, received, peer, ctx, refused, &mut out);
-            match handle(line, peer.identity, ctx) {
+            let handled = handle(line, peer.identity, ctx);
+            // A registration waits for the disk: the pings after it were
+            // not received before it was done.
+            received = Instant::now();
+            match handled {
                 Ok(is_ping) => {
                     pings += u64::from(is_ping);
                     out.extend_from_slice(OK_LINE);

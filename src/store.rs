@@ -368,9 +368,11 @@ struct DeliveredFields {
 /// about a third of start-up time with a big state file.
 fn parse_record(line: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
-    // procjon writes `op` first: read it straight off the line when it is there.
+    // procjon writes `op` first: read it straight off the line when it is
+    // there (and nowhere else: a second `op` is an error serde reports).
     let written = text
         .strip_prefix(r#"{"op":""#)
+        .filter(|rest| !rest.contains(r#""op""#))
         .and_then(|rest| rest.split_once('"'))
         .map(|(op, _)| op)
         .filter(|op| !op.contains('\\'));
@@ -894,6 +896,7 @@ mod tests {
             r#"{"op":"register","service":"a","statuses":["ok"]}"#,
             r#"{"op":"delivered"}"#,
             r#"{"op":5}"#,
+            r#"{"op":"remove","service":"a","op":"delivered"}"#,
             r#"[1]"#,
         ] {
             assert!(serde_json::from_str::<Record>(line).is_err(), "{line}");
