@@ -274,8 +274,9 @@ fn read_loop<'a>(
     }
 }
 
-/// Applies the canonical pings of one read, in order, under one hold of the
-/// registry lock, and appends their replies to `out`; returns how many were
+/// Applies the canonical pings of one read, in order, through one
+/// [`PingBatch`](crate::registry::PingBatch) (one hold of the registry's
+/// read lock), and appends their replies to `out`; returns how many were
 /// accepted. Parsing happens before, outside the lock, so that connection
 /// threads contend only for the lookups themselves: with the lock taken per
 /// ping, or held while parsing, it was what bounded throughput. Refusals are
