@@ -362,10 +362,11 @@ struct DeliveredFields {
 
 /// Parses one line: the `op` first (off the start of the line when it is
 /// the first field, as procjon writes it; else by a pass that skips every
-/// other field), then the line straight into that op's fields. Same result as deserializing [`Record`] (an internally
-/// tagged enum; unknown fields, `op` included, are ignored), but serde no
-/// longer buffers every line into an intermediate tree first, which was
-/// about a third of start-up time with a big state file.
+/// other field), then the line straight into that op's fields. Same result
+/// as deserializing [`Record`] (an internally tagged enum; unknown fields,
+/// `op` included, are ignored) for any object, but serde no longer buffers
+/// every line into an intermediate tree first, which was about a third of
+/// start-up time with a big state file.
 fn parse_record(line: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
     // procjon writes `op` first: read it straight off the line when it is
