@@ -11,10 +11,11 @@
 //!   **connection** thread each. A connection thread completes the TLS
 //!   handshake under a deadline, then reads newline-delimited [`frame`]s and
 //!   applies them to the [`registry`], answering each frame with one line.
-//! - **registry** (shared, one mutex): every service's definition, last ping
-//!   and announced state. Under its lock it decides what to announce and
-//!   hands records to the store writer through a channel, so the order of
-//!   events is fixed where they happen.
+//! - **registry** (shared, one read-write lock): every service's definition,
+//!   last ping and announced state. A ping that changes nothing but its last
+//!   ping time takes the read side; under the write side the registry decides
+//!   what to announce and hands records to the store writer through a
+//!   channel, so the order of events is fixed where they happen.
 //! - **timer** thread ([`timer`]): a binary heap with one deadline per
 //!   available service. When one comes due it asks the registry, which
 //!   either announces the outage or returns the new deadline.
