@@ -10,7 +10,8 @@
 # only the identity that registered a service register or ping it again.
 #
 # Files (the original procjon's names): ca.pem ca.key procjon.pem procjon.key
-# procjonagent.pem procjonagent.key. Keys are readable by their owner only.
+# procjonagent.pem procjonagent.key (and ca.srl, openssl's serial counter).
+# Keys are readable by their owner only.
 # Existing files are kept: delete DIR (or the files) to make new ones.
 #
 # The server certificate is valid for localhost, 127.0.0.1 and ::1, plus the
@@ -23,7 +24,7 @@ agent=""
 while [ $# -gt 0 ]; do
   case $1 in
     --agent) agent=${2:-}; shift 2 || { echo "gen-certs.sh: --agent needs a NAME" >&2; exit 2; } ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "gen-certs.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) dir=$1; shift ;;
   esac

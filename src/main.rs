@@ -40,7 +40,12 @@ fn parse_args() -> Result<procjon::cli::Args, ExitCode> {
             ExitCode::SUCCESS
         }
         Err(()) => {
-            eprintln!("{}", early.output.trim_end());
+            eprintln!(
+                "{}: {}; see {} --help",
+                command,
+                early.output.trim_end().trim_end_matches('.'),
+                command
+            );
             ExitCode::from(2)
         }
     })

@@ -342,8 +342,9 @@ impl Registry {
                 service.status = last.status;
                 service.last_change = Some(last.at.clone()).filter(|at| !at.is_empty());
                 if last.available {
+                    // No ping since start-up: its timeout runs from the
+                    // epoch (start-up), and the API shows no last ping.
                     service.availability = Availability::Available;
-                    service.pinged(stamp(started, started));
                     service.timer_generation = inner.arm(&timer, id, started + service.timeout);
                 } else {
                     service.availability = Availability::NotAvailable;
@@ -393,8 +394,8 @@ impl Registry {
                         service.timeout = timeout;
                         let record = service.record();
                         if timeout_changed && service.availability == Availability::Available {
-                            let at = service.last_ping(inner.epoch).unwrap_or_else(Instant::now)
-                                + timeout;
+                            let at =
+                                service.last_ping(inner.epoch).unwrap_or(inner.epoch) + timeout;
                             let id = service.registration.service.clone();
                             let generation = inner.arm(&self.timer, &id, at);
                             if let Some(service) = inner.services.get_mut(&id) {
@@ -478,7 +479,9 @@ impl Registry {
         {
             return None;
         }
-        let last_ping = service.last_ping(inner.epoch).unwrap_or(now);
+        // Available without a ping since start-up: restored from the state
+        // file, its full timeout counts from start-up.
+        let last_ping = service.last_ping(inner.epoch).unwrap_or(inner.epoch);
         let deadline = last_ping + service.timeout;
         if now < deadline {
             return Some(deadline);

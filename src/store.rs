@@ -380,7 +380,7 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
     let op = match written {
         Some(op) => std::borrow::Cow::Borrowed(op),
         None => serde_json::from_str::<Op<'_>>(text)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| field_error(&e))?
             .op
             .ok_or("missing field `op`")?,
     };
@@ -400,7 +400,18 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
             ));
         }
     };
-    fields.map_err(|e| e.to_string())
+    fields.map_err(|e| field_error(&e))
+}
+
+/// serde's message without its "at line 1 column N" (a record is one line,
+/// and the error names the file's line already), with the column kept.
+fn field_error(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let position = format!(" at line {} column {}", err.line(), err.column());
+    match text.strip_suffix(&position) {
+        Some(message) => format!("{message} (column {})", err.column()),
+        None => text,
+    }
 }
 
 /// The announcement `seq`s a replay has seen. procjon writes them in

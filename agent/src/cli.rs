@@ -190,7 +190,11 @@ fn parse(name: &str, args: Vec<String>) -> Result<Args, ExitCode> {
             print!("{}", exit.output);
             ExitCode::SUCCESS
         } else {
-            eprint!("{}", exit.output);
+            let command = name.rsplit('/').next().unwrap_or(name);
+            eprintln!(
+                "{command}: {}; see {command} --help",
+                exit.output.trim_end().trim_end_matches('.')
+            );
             ExitCode::from(2)
         }
     })

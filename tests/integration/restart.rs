@@ -1,6 +1,7 @@
 //! Restarts: registrations and announced state survive; no "available" spam;
 //! a service that died while procjon was down is reported once.
 
+use crate::support::http::get;
 use crate::support::{Client, Daemon, TempDir};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,13 @@ fn restart_keeps_registrations_and_reports_only_real_outages() {
     // start-up instant, which the full timeout is measured from.
     let started = Instant::now();
     let daemon = Daemon::builder(dir.path()).start();
+    // Announced available before the restart, not pinged since: available,
+    // with no last ping to show (its timeout runs from start-up).
+    let http = daemon.http.expect("an `http status on` line in the log");
+    let dies: serde_json::Value =
+        serde_json::from_str(&get(http, "/api/services/dies").body).unwrap();
+    assert_eq!(dies["availability"], "available", "{dies}");
+    assert_eq!(dies["last_ping_age_s"], serde_json::Value::Null, "{dies}");
     let mut client = Client::connect(daemon.addr);
     // No re-register: the registration survived. Same status: nothing to say.
     // Keep "alive" pinging until "dies" is reported (bounded), then a little longer.
