@@ -315,10 +315,10 @@ fn apply_pings(
     accepted
 }
 
-/// Applies one frame other than a canonical ping; `Ok(true)` for an
-/// accepted ping.
+/// Applies one frame other than a canonical ping (so serde's path straight
+/// away: the fast path was tried already); `Ok(true)` for an accepted ping.
 fn handle(line: &[u8], identity: &str, ctx: &Context) -> Result<bool, FrameError> {
-    match ClientFrame::decode(line)? {
+    match ClientFrame::decode_general(line)? {
         ClientFrame::Ping { service, status } => {
             ctx.registry.ping(&service, status, identity).map(|()| true)
         }

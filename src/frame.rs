@@ -180,8 +180,9 @@ impl ClientFrame {
         }
     }
 
-    /// [`ClientFrame::decode`] through serde alone, for any frame. Public so
-    /// that the fuzz checks can compare it with the fast path for pings.
+    /// [`ClientFrame::decode`] through serde alone, for any frame: for a
+    /// caller that tried [`canonical_ping`] already (the connection), and for
+    /// the fuzz checks, which compare the two paths.
     pub fn decode_general(line: &[u8]) -> Result<ClientFrame, FrameError> {
         if line.len() > MAX_FRAME_LEN {
             return Err(FrameError::new(

@@ -559,8 +559,8 @@ impl Registry {
 /// but its service's last ping time, nearly all of them, is done under the
 /// read lock, so connection threads don't wait for each other; any other
 /// ping lets go of it and takes the write lock for itself. The read lock is
-/// taken at the first ping and held until [`PingBatch::release`] or the end
-/// of the batch; announcements are logged then, never under a lock.
+/// taken at the first ping and held until the batch is dropped;
+/// announcements are logged then, never under a lock.
 pub struct PingBatch<'a> {
     registry: &'a Registry,
     shared: Option<RwLockReadGuard<'a, Inner>>,
@@ -591,19 +591,13 @@ impl PingBatch<'_> {
             &mut self.announced,
         )
     }
-
-    /// Releases the lock, if held, and logs what was announced. Call it
-    /// before anything that blocks or logs; the next ping locks again.
-    pub fn release(&mut self) {
-        self.shared = None;
-        log_announcements(&self.announced);
-        self.announced.clear();
-    }
 }
 
 impl Drop for PingBatch<'_> {
+    /// Releases the read lock, if held, then logs what was announced.
     fn drop(&mut self) {
-        self.release();
+        self.shared = None;
+        log_announcements(&self.announced);
     }
 }
 
