@@ -19,9 +19,17 @@ bin=target/release/procjon
 
 work=$(mktemp -d)
 daemon_pid=""
+# Stops the daemon and removes the work dir. The script's exit status stays
+# the one it had when it ended: the daemon's own status (143 after the kill)
+# must not become it.
 cleanup() {
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  local status=$?
+  if [ -n "$daemon_pid" ]; then
+    kill "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 

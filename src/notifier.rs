@@ -268,7 +268,7 @@ impl Notifier {
     }
 
     fn post(&self, url: &WebhookUrl, text: &str) -> Outcome {
-        let body = serde_json::json!({ "text": text }).to_string();
+        let body = serde_json::json!({ "text": slack_escape(text) }).to_string();
         let response = self
             .agent
             .post(url.expose())
@@ -310,6 +310,23 @@ impl Notifier {
     }
 }
 
+/// Escapes `&`, `<` and `>` as Slack's message formatting requires. Status
+/// names are free text chosen by agents: unescaped, a status named
+/// `<!channel>` would mention the whole channel, and `<https://x|click>`
+/// would post a disguised link.
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Removes the secret URL from an error message.
 fn redact(message: &str, url: &WebhookUrl) -> String {
     message.replace(url.expose(), &url.to_string())
@@ -328,6 +345,15 @@ mod tests {
             text: format!("{service} is available"),
             at: String::new(),
         }
+    }
+
+    #[test]
+    fn slack_control_sequences_are_escaped() {
+        assert_eq!(
+            slack_escape("a status changed to <!channel> (was <https://x|click> & co)"),
+            "a status changed to &lt;!channel&gt; (was &lt;https://x|click&gt; &amp; co)"
+        );
+        assert_eq!(slack_escape("web-1 is available"), "web-1 is available");
     }
 
     #[test]

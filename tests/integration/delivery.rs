@@ -214,3 +214,37 @@ fn a_restart_while_slack_fails_still_delivers_after_the_restart() {
         .start();
     slack.assert_quiet(Duration::from_millis(700));
 }
+
+#[test]
+fn slack_control_sequences_in_status_names_are_escaped() {
+    let slack = FakeSlack::start();
+    let dir = TempDir::new();
+    let daemon = Daemon::builder(dir.path())
+        .webhook(&slack.url)
+        .pacing(0.0, 0.05)
+        .start();
+    let mut client = Client::connect(daemon.addr);
+    client.register(
+        "a",
+        10.0,
+        &["ok", "<!channel>", "<https://evil.example|click> & co"],
+    );
+    client.ping_ok("a", 0);
+    client.ping_ok("a", 1);
+    client.ping_ok("a", 2);
+    let (lines, _) = slack.delivered_lines(3, WAIT);
+    assert_eq!(
+        lines,
+        [
+            "a is available",
+            "a status changed to &lt;!channel&gt; (was ok)",
+            "a status changed to &lt;https://evil.example|click&gt; &amp; co (was &lt;!channel&gt;)",
+        ]
+    );
+    // The state file keeps what happened, unescaped: escaping is Slack's.
+    let state = std::fs::read_to_string(dir.join("state.jsonl")).unwrap();
+    assert!(
+        state.contains("a status changed to <!channel> (was ok)"),
+        "{state}"
+    );
+}
