@@ -295,7 +295,7 @@ fn run(options: &Options) -> Result<bool, String> {
     bench.report.raw(machine);
     bench.report.raw(serde_json::json!({
         "kind": "run",
-        "date": procjon::store::now_rfc3339(),
+        "date": utc_now(),
         "quick": options.quick,
         "scenario": options.scenario,
         "procjon": server::procjon_binary(),
@@ -327,6 +327,16 @@ fn run(options: &Options) -> Result<bool, String> {
 }
 
 /// Makes the certificates with `scripts/gen-certs.sh` (it keeps existing ones).
+/// The time now, as `date -u` prints it in RFC 3339 (`?` if it can't).
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map_or_else(|| "?".into(), |date| date.trim().to_string())
+}
+
 fn make_certs(manifest: &Path, certs: &Certs) -> Result<(), String> {
     let out = Command::new("bash")
         .arg(manifest.join("scripts/gen-certs.sh"))

@@ -38,24 +38,20 @@ pub struct ServiceStatus {
 impl ServiceStatus {
     /// The API view of a registry snapshot entry.
     pub fn new(view: &ServiceView, undelivered: u64) -> ServiceStatus {
-        let registration = &view.registration;
+        let definition = &view.definition;
         ServiceStatus {
-            id: registration.service.clone(),
+            id: definition.service.to_string(),
             availability: view.availability.as_str().to_string(),
             status: view.status,
-            status_name: registration
-                .statuses
-                .get(view.status as usize)
-                .cloned()
-                .unwrap_or_else(|| format!("status {}", view.status)),
-            statuses: registration.statuses.clone(),
-            timeout_s: registration.timeout_s,
+            status_name: definition.status_name(view.status),
+            statuses: definition.statuses.to_vec(),
+            timeout_s: definition.timeout_s,
             last_ping_age_s: view
                 .last_ping_age
                 .map(|age| age.as_millis() as f64 / 1000.0),
             last_change: view.last_change.clone(),
             undelivered,
-            owner: view.owner.as_deref().map(String::from),
+            owner: definition.owner.as_deref().map(String::from),
         }
     }
 

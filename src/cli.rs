@@ -5,66 +5,13 @@
 
 use crate::config::{Config, ConfigError, NotifyTuning, Sink, WebhookUrl};
 use crate::registry::{Availability, Limits};
-use crate::store;
+use crate::settings::{DEFAULT_HTTP, Env, WEBHOOK_ENV, process_env, setting};
+use crate::version::version;
+use crate::{daemon, status, store};
 use argh::FromArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Environment variable holding the Slack webhook URL (the original's name).
-pub const WEBHOOK_ENV: &str = "PROCJON_SLACK_WEBHOOK";
-
-/// Settings an operator may give as environment variables (e.g. in a
-/// systemd unit) instead of flags: (flag, variable, default). A flag wins
-/// over its variable; an empty variable counts as unset.
-pub const ENVIRONMENT: [(&str, &str, &str); 8] = [
-    ("--endpoint", "PROCJON_ENDPOINT", "localhost:8080"),
-    ("--root-cert", "PROCJON_ROOT_CERT", ".certs/ca.pem"),
-    ("--cert", "PROCJON_CERT", ".certs/procjon.pem"),
-    ("--key-cert", "PROCJON_KEY_CERT", ".certs/procjon.key"),
-    ("--state", "PROCJON_STATE", "procjon-state.jsonl"),
-    ("--http", "PROCJON_HTTP", DEFAULT_HTTP),
-    ("--log-level", "PROCJON_LOG_LEVEL", "info"),
-    ("--slack-webhook", WEBHOOK_ENV, "(none: standard output)"),
-];
-
-/// A setting from its flag, else its environment variable, else its default
-/// (from [`ENVIRONMENT`]).
-pub fn setting(
-    flag_value: Option<&str>,
-    flag: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    setting_from(&ENVIRONMENT, flag_value, flag, env)
-}
-
-/// A setting from its flag, else its environment variable, else its default,
-/// from `table`'s row for `flag` (rows as in [`ENVIRONMENT`]; procjonagent
-/// has its own table).
-pub fn setting_from(
-    table: &[(&str, &str, &str)],
-    flag_value: Option<&str>,
-    flag: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    if let Some(value) = flag_value {
-        return value.to_string();
-    }
-    let Some((_, var, default)) = table.iter().find(|(f, _, _)| *f == flag) else {
-        return String::new();
-    };
-    env(var)
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
-/// Reads the process environment (for [`setting`] and [`config`]).
-pub fn process_env(var: &str) -> Option<String> {
-    std::env::var(var).ok()
-}
-
-/// The default `--http` address.
-pub const DEFAULT_HTTP: &str = "127.0.0.1:9090";
 
 #[derive(FromArgs, Debug)]
 /// procjon watches services that ping it over mutual TLS and tells a Slack
@@ -155,23 +102,6 @@ pub struct CheckStateArgs {
     pub path: PathBuf,
 }
 
-/// The git revision procjon was built from (empty outside a checkout).
-pub const GIT_REVISION: &str = env!("PROCJON_GIT_REVISION");
-
-/// The version line printed by `--version`, e.g. `procjon 0.1.0 (git 1a2b3c4d5e6f)`.
-pub fn version() -> String {
-    version_of("procjon", env!("CARGO_PKG_VERSION"))
-}
-
-/// The version line of program `name` at `version`, with [`GIT_REVISION`].
-pub fn version_of(name: &str, version: &str) -> String {
-    if GIT_REVISION.is_empty() {
-        format!("{name} {version}")
-    } else {
-        format!("{name} {version} (git {GIT_REVISION})")
-    }
-}
-
 /// Runs what the arguments ask for and returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
     if args.version {
@@ -183,7 +113,7 @@ pub fn run(args: Args) -> ExitCode {
         Some(Command::Status(status)) => {
             return status_table(&setting(status.http.as_deref(), "--http", &process_env));
         }
-        None => config(&args, &process_env).and_then(crate::daemon::serve),
+        None => config(&args, &process_env).and_then(daemon::serve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,10 +127,10 @@ pub fn run(args: Args) -> ExitCode {
 /// `procjon status`: the table on stdout; 0 all known services available,
 /// 1 not, 2 no answer.
 fn status_table(addr: &str) -> ExitCode {
-    match crate::status::fetch(addr) {
+    match status::fetch(addr) {
         Ok(services) => {
-            print!("{}", crate::status::table(&services));
-            if crate::status::all_known_available(&services) {
+            print!("{}", status::table(&services));
+            if status::all_known_available(&services) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -214,7 +144,7 @@ fn status_table(addr: &str) -> ExitCode {
 }
 
 /// Validates the flags (and the webhook from the environment) into a [`Config`].
-pub fn config(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+fn config(args: &Args, env: Env<'_>) -> Result<Config, ConfigError> {
     let webhook = args
         .slack_webhook
         .clone()
@@ -251,11 +181,7 @@ pub fn config(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     })
 }
 
-fn path_setting(
-    flag_value: &Option<PathBuf>,
-    flag: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> PathBuf {
+fn path_setting(flag_value: &Option<PathBuf>, flag: &str, env: Env<'_>) -> PathBuf {
     match flag_value {
         Some(path) => path.clone(),
         None => PathBuf::from(setting(None, flag, env)),
@@ -316,12 +242,7 @@ fn check_state(path: &std::path::Path) -> Result<(), ConfigError> {
     let state = &replay.state;
     let mut counts = [0usize; 3];
     for service in state.services.values() {
-        let availability = match &service.last {
-            None => Availability::Unknown,
-            Some(last) if last.available => Availability::Available,
-            Some(_) => Availability::NotAvailable,
-        };
-        counts[availability as usize] += 1;
+        counts[Availability::of(service) as usize] += 1;
     }
     println!(
         "state file {} is valid: {} services ({} available, {} not available, {} unknown), \

@@ -3,6 +3,7 @@
 //! by `daemon` while it wires the threads together.
 
 use crate::store::StoreError;
+use crate::tls::TlsError;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -125,45 +126,8 @@ impl fmt::Display for WebhookUrl {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A certificate or key file could not be read.
-    ReadFile {
-        /// "certificate" or "key".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A certificate or key file holds no usable PEM block.
-    BadPem {
-        /// "certificate" or "key".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The CA certificate can't be used to verify clients.
-    BadCa {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The key doesn't belong to the certificate (or can't be used).
-    KeyMismatch {
-        /// The certificate file.
-        cert: PathBuf,
-        /// The key file.
-        key: PathBuf,
-        /// rustls's reason.
-        reason: String,
-    },
-    /// rustls refused the configuration.
-    Tls {
-        /// rustls's reason.
-        reason: String,
-    },
+    /// A certificate, key or CA file can't be used.
+    Tls(TlsError),
     /// The listen address can't be resolved or bound.
     Listen {
         /// The address as given.
@@ -207,30 +171,8 @@ const GEN_CERTS_HINT: &str =
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::ReadFile { what, path, source } => {
-                write!(
-                    f,
-                    "reading {what} {}: {source}; {GEN_CERTS_HINT}",
-                    path.display()
-                )
-            }
-            ConfigError::BadPem { what, path, reason } => {
-                write!(
-                    f,
-                    "{what} file {}: {reason}; it must be a PEM file",
-                    path.display()
-                )
-            }
-            ConfigError::BadCa { path, reason } => {
-                write!(f, "CA certificate {}: {reason}", path.display())
-            }
-            ConfigError::KeyMismatch { cert, key, reason } => write!(
-                f,
-                "key {} does not fit certificate {}: {reason}; use the key the certificate was made for",
-                key.display(),
-                cert.display()
-            ),
-            ConfigError::Tls { reason } => write!(f, "TLS configuration: {reason}"),
+            ConfigError::Tls(err) if err.is_missing_file() => write!(f, "{err}; {GEN_CERTS_HINT}"),
+            ConfigError::Tls(err) => err.fmt(f),
             ConfigError::Listen { addr, source } => write!(
                 f,
                 "listening on {addr}: {source}; stop whatever uses it or pick another address with --endpoint"
@@ -255,13 +197,19 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConfigError::ReadFile { source, .. }
-            | ConfigError::Listen { source, .. }
+            ConfigError::Listen { source, .. }
             | ConfigError::HttpListen { source, .. }
             | ConfigError::Thread { source, .. } => Some(source),
             ConfigError::State(err) => Some(err),
-            _ => None,
+            ConfigError::Tls(err) => Some(err),
+            ConfigError::BadWebhook { .. } | ConfigError::BadFlag { .. } => None,
         }
+    }
+}
+
+impl From<TlsError> for ConfigError {
+    fn from(err: TlsError) -> Self {
+        ConfigError::Tls(err)
     }
 }
 

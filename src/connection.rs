@@ -131,8 +131,9 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
             let _ = stream.sock.set_read_timeout(Some(idle));
         }
     });
+    let unread_input = matches!(result, Ok(Ended::TooLarge));
     match result {
-        Ok(()) => log::debug!("{who}: closed"),
+        Ok(_) => log::debug!("{who}: closed"),
         Err(err)
             if matches!(
                 err.kind(),
@@ -154,6 +155,44 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     }
     stream.conn.send_close_notify();
     let _ = stream.flush();
+    if unread_input {
+        linger(stream.sock);
+    }
+}
+
+/// Most time and bytes [`linger`] spends on a peer that keeps sending.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Closes our side, then reads and drops what the peer still sends, for a
+/// bounded time. Closing a socket with unread input makes the kernel reset
+/// the connection, and the peer then loses the reply that says why (an
+/// agent still writing its oversized line gets "broken pipe" instead of
+/// `too_large`).
+fn linger(sock: &mut TcpStream) {
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut drained = 0;
+    let mut sink = [0u8; 4096];
+    while drained < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || sock.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match sock.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// How a connection's read loop ended without an I/O error.
+enum Ended {
+    /// The peer closed the connection.
+    ByPeer,
+    /// A line over the limit: procjon answered `too_large` and closes,
+    /// with the rest of the line unread.
+    TooLarge,
 }
 
 /// Who is on the other end: for log lines and ownership checks.
@@ -189,15 +228,18 @@ fn read_loop<'a>(
     ctx: &Context,
     refused: &mut u64,
     mut before_read: impl FnMut(&mut rustls::Stream<'a, ServerConnection, TcpStream>),
-) -> io::Result<()> {
+) -> io::Result<Ended> {
     let who = peer.who;
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; READ_CHUNK];
+    // On the heap, zeroed by the allocator: an idle agent's connection
+    // touches only the pages its pings fill, where a zeroed stack array
+    // would touch all 16 KiB of it.
+    let mut chunk = vec![0u8; READ_CHUNK];
     let mut out: Vec<u8> = Vec::new();
     loop {
         before_read(stream);
         let n = match stream.read(&mut chunk) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(Ended::ByPeer),
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
@@ -263,7 +305,7 @@ fn read_loop<'a>(
             out.clear();
         }
         if close {
-            return Ok(());
+            return Ok(Ended::TooLarge);
         }
         if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
             buf.shrink_to(READ_CHUNK);

@@ -7,8 +7,8 @@ use crate::config::{Config, ConfigError, Sink};
 use crate::connection::{ConnectionStats, Context};
 use crate::http::{self, StatusSources};
 use crate::notifier::{Notifier, NotifyStats};
-use crate::registry::Registry;
-use crate::store::{self, StoreHealth, Writer};
+use crate::registry::{Registry, Restored};
+use crate::store::{self, LiveState, State, StoreHealth, Writer, WriterLinks};
 use crate::timer::TimerHandle;
 use crate::{listener, tls};
 use std::sync::Arc;
@@ -35,33 +35,54 @@ pub fn serve(config: Config) -> Result<(), ConfigError> {
         state.services.len(),
         state.outbox.len()
     );
+    // The services' state goes to the registry, the only holder of it at
+    // run time; the outbox to the store writer and the notifier.
+    let State {
+        services,
+        outbox,
+        next_seq,
+        lines,
+        interner,
+    } = state;
 
     let (store_tx, store_rx) = mpsc::channel();
     let (notify_tx, notify_rx) = mpsc::channel();
-    let pending = state
-        .outbox
-        .values()
-        .map(|a| store::Announcement::clone(a))
-        .collect();
     let notify_stats = Arc::new(NotifyStats::default());
     let notifier = Notifier::new(
         config.sink.clone(),
         config.notify,
-        pending,
+        outbox.values().cloned().collect(),
         notify_rx,
         store_tx.clone(),
         notify_stats.clone(),
     );
     let timer = TimerHandle::new();
+    let restored = Restored {
+        services,
+        interner,
+        next_seq,
+    };
     let registry = Arc::new(Registry::new(
-        &state,
+        restored,
         store_tx,
         timer.clone(),
         started,
         config.limits,
     ));
     let store_health = Arc::new(StoreHealth::default());
-    let writer = Writer::new(file, state, store_rx, notify_tx, store_health.clone());
+    let live: Arc<dyn LiveState> = registry.clone();
+    let writer = Writer::new(
+        file,
+        outbox,
+        lines,
+        WriterLinks {
+            inbox: store_rx,
+            notifier: notify_tx,
+            health: store_health.clone(),
+            live: Arc::downgrade(&live),
+        },
+    );
+    drop(live);
 
     spawn("notifier", move || notifier.run())?;
     spawn("store", move || writer.run())?;

@@ -317,46 +317,61 @@ fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
 impl Registration {
     /// Checks the limits of protocol v1; the error says which field is wrong.
     pub fn validate(&self) -> Result<(), FrameError> {
-        validate_service(&self.service)?;
-        if !(self.timeout_s > 0.0 && self.timeout_s <= MAX_TIMEOUT_S) {
-            return Err(FrameError::new(
-                ErrorCode::BadFrame,
-                format!(
-                    "timeout_s {} is out of range; it must be above 0 and at most {MAX_TIMEOUT_S} (7 days)",
-                    self.timeout_s
-                ),
-            ));
-        }
-        if self.statuses.is_empty() || self.statuses.len() > MAX_STATUSES {
-            return Err(FrameError::new(
-                ErrorCode::BadFrame,
-                format!(
-                    "statuses has {} names; it must have 1 to {MAX_STATUSES}",
-                    self.statuses.len()
-                ),
-            ));
-        }
-        for (i, name) in self.statuses.iter().enumerate() {
-            if name.is_empty() {
-                return Err(FrameError::new(
-                    ErrorCode::BadFrame,
-                    format!("status name {i} is empty"),
-                ));
-            }
-            if name.chars().any(char::is_control) {
-                return Err(FrameError::new(
-                    ErrorCode::BadFrame,
-                    format!("status name {i} contains a control character (e.g. a newline)"),
-                ));
-            }
-        }
-        Ok(())
+        validate_definition(&self.service, self.timeout_s, &self.statuses)
     }
 
     /// The timeout as a [`std::time::Duration`].
     pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(self.timeout_s.clamp(0.0, MAX_TIMEOUT_S))
+        timeout(self.timeout_s)
     }
+}
+
+/// A timeout in seconds as a [`std::time::Duration`], clamped to the
+/// protocol's range (validation refuses anything outside it first).
+pub fn timeout(timeout_s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(timeout_s.clamp(0.0, MAX_TIMEOUT_S))
+}
+
+/// Checks a service definition (a register frame, or a `register` line of
+/// the state file) against the limits of protocol v1.
+pub fn validate_definition(
+    service: &str,
+    timeout_s: f64,
+    statuses: &[String],
+) -> Result<(), FrameError> {
+    validate_service(service)?;
+    if !(timeout_s > 0.0 && timeout_s <= MAX_TIMEOUT_S) {
+        return Err(FrameError::new(
+            ErrorCode::BadFrame,
+            format!(
+                "timeout_s {timeout_s} is out of range; it must be above 0 and at most {MAX_TIMEOUT_S} (7 days)"
+            ),
+        ));
+    }
+    if statuses.is_empty() || statuses.len() > MAX_STATUSES {
+        return Err(FrameError::new(
+            ErrorCode::BadFrame,
+            format!(
+                "statuses has {} names; it must have 1 to {MAX_STATUSES}",
+                statuses.len()
+            ),
+        ));
+    }
+    for (i, name) in statuses.iter().enumerate() {
+        if name.is_empty() {
+            return Err(FrameError::new(
+                ErrorCode::BadFrame,
+                format!("status name {i} is empty"),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FrameError::new(
+                ErrorCode::BadFrame,
+                format!("status name {i} contains a control character (e.g. a newline)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a service id has 1 to 128 characters from `[A-Za-z0-9._:@/-]`.

@@ -262,10 +262,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
                 .snapshot()
                 .iter()
                 .map(|view| {
-                    let undelivered = pending
-                        .get(&view.registration.service)
-                        .copied()
-                        .unwrap_or(0);
+                    let undelivered = pending.get(&view.definition.service).copied().unwrap_or(0);
                     ServiceStatus::new(view, undelivered)
                 })
                 .collect();
@@ -279,7 +276,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
             let pending = sources.notify.pending_by_service();
             match sources.registry.get(&id) {
                 Some(view) => {
-                    let undelivered = pending.get(&id).copied().unwrap_or(0);
+                    let undelivered = pending.get(id.as_str()).copied().unwrap_or(0);
                     Reply::json(200, &ServiceStatus::new(&view, undelivered))
                 }
                 None => Reply::api_error(404, format!("no service {id:?} is registered")),

@@ -2,36 +2,48 @@
 //! register services and ping them; procjon tells a Slack channel when a
 //! service becomes available, goes silent past its timeout, or changes status.
 //!
+//! The library is what the `procjon` binary runs ([`run`]) plus the parts
+//! others share: the wire protocol ([`frame`]) and TLS set-up ([`tls`]) with
+//! `procjonagent`, the status API's JSON ([`api`]) with scripts, and the
+//! state file's records and replay ([`state_file`]) with tools, the fuzz
+//! targets and the tests. Everything else is private to the daemon.
+//!
 //! # Architecture
 //!
 //! Plain threads, no async runtime. Each thread owns its data; what is shared
 //! sits behind one private lock that is never held across I/O.
 //!
-//! - **listener** (main thread): accepts TCP connections and spawns one
-//!   **connection** thread each. A connection thread completes the TLS
-//!   handshake under a deadline, then reads newline-delimited [`frame`]s and
-//!   applies them to the [`registry`], answering each frame with one line.
+//! - **main** thread: start-up (TLS, replay of the state file, binding both
+//!   ports, starting the other threads), then the **listener**'s accept loop,
+//!   which spawns one **connection** thread per agent and hands connections
+//!   over `--max-connections` to the one **rejecter** thread, which answers
+//!   them `busy`.
+//! - **connection** threads: complete the TLS handshake under a deadline,
+//!   then read newline-delimited frames and apply them to the **registry**,
+//!   answering each frame with one line.
 //! - **registry** (shared, one read-write lock): every service's definition,
-//!   last ping and announced state. A ping that changes nothing but its last
-//!   ping time takes the read side; under the write side the registry decides
-//!   what to announce and hands records to the store writer through a
-//!   channel, so the order of events is fixed where they happen.
-//! - **timer** thread ([`timer`]): a binary heap with one deadline per
-//!   available service. When one comes due it asks the registry, which
-//!   either announces the outage or returns the new deadline.
-//! - **store writer** thread ([`store`]): owns the append-only state file.
+//!   owner, last ping and last announcement: the one copy of the services'
+//!   state. Under its write lock it decides what to announce and sends the
+//!   records to the store writer over a channel, so the order of events is
+//!   fixed where they happen; it arms the timer (lock order: registry, then
+//!   the timer's inbox).
+//! - **timer** thread: a binary heap with one deadline per available
+//!   service. When one comes due it asks the registry, which either
+//!   announces the outage or returns the new deadline.
+//! - **store** thread (the store writer): owns the append-only state file.
 //!   It appends records in group commits (one fsync per batch), acknowledges
 //!   registrations once durable, forwards announcements to the notifier, and
-//!   compacts the file when it grows.
-//! - **notifier** thread ([`notifier`]): delivers announcements in order to
-//!   Slack (paced, batched, retried) or standard output, and reports
-//!   deliveries back to the store writer, which marks them in the outbox.
-//! - **http** thread ([`http`], `--http`, plain HTTP on loopback by default):
-//!   tiny_http parses requests on its own threads; the http thread hands
-//!   each to a short-lived request thread (a few at a time) that answers
-//!   the status page, `/api/services`, `/metrics` or `/healthz` from a
-//!   registry snapshot and the lock-free counters of the other threads. It
-//!   only reads: nothing waits for it.
+//!   compacts the file from a copy of the registry's state when it grows. It
+//!   keeps only the outbox and the line count itself.
+//! - **notifier** thread: delivers announcements in order to Slack (paced,
+//!   batched, retried) or standard output, and reports deliveries back to the
+//!   store writer, which marks them in the outbox.
+//! - **http** thread (`--http`, plain HTTP on loopback by default): tiny_http
+//!   parses requests on its own threads; the http thread hands each to a
+//!   short-lived **http-request** thread (a few at a time) that answers the
+//!   status page, `/api/services`, `/metrics` or `/healthz` from a registry
+//!   snapshot and the lock-free counters of the other threads. It only
+//!   reads: nothing waits for it.
 //!
 //! # Log levels
 //!
@@ -46,20 +58,36 @@
 #![deny(missing_docs)]
 
 pub mod api;
-pub mod cli;
-pub mod config;
-pub mod connection;
-pub mod daemon;
 pub mod frame;
-pub mod http;
-pub mod listener;
-pub mod message;
-pub mod metrics;
-pub mod notifier;
-pub mod registry;
-pub mod status;
-pub mod store;
-pub mod timer;
 pub mod tls;
 
+mod cli;
+mod config;
+mod connection;
+mod daemon;
+mod http;
+mod listener;
+mod message;
+mod metrics;
+mod notifier;
+mod registry;
+mod settings;
+mod status;
+mod store;
+mod timer;
+mod version;
+
+pub use cli::{Args, run};
 pub use frame::{ClientFrame, ErrorCode, FrameError, Registration, ServerFrame};
+pub use notifier::MAX_POST_CHARS;
+pub use settings::{ENVIRONMENT, SettingRow, process_env, setting_from};
+pub use version::{GIT_REVISION, version_of};
+
+/// The state file's records and their replay, for tools that read the file
+/// (and the fuzz targets and tests). See `docs/state-file.md`.
+pub mod state_file {
+    pub use crate::store::{
+        Announcement, Definition, MAX_SEQ, Record, Replay, ServiceState, State, StoreError,
+        encode_record, replay, replay_bytes,
+    };
+}

@@ -10,9 +10,10 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let level = args.log_level.clone().or_else(|| {
-        procjon::cli::process_env("PROCJON_LOG_LEVEL").filter(|l| !l.trim().is_empty())
-    });
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| procjon::process_env("PROCJON_LOG_LEVEL").filter(|l| !l.trim().is_empty()));
     if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjon: {message}");
         return ExitCode::from(2);
@@ -22,19 +23,19 @@ fn main() -> ExitCode {
             "glibc refused to restrict host lookups to /etc/hosts and DNS; using nsswitch.conf"
         );
     }
-    procjon::cli::run(args)
+    procjon::run(args)
 }
 
 /// Like `argh::from_env`, but a usage error exits 2 (a configuration
 /// problem), not 1 (which `procjon status` uses for "a service is down").
-fn parse_args() -> Result<procjon::cli::Args, ExitCode> {
+fn parse_args() -> Result<procjon::Args, ExitCode> {
     let strings: Vec<String> = std::env::args().collect();
     let command = strings
         .first()
         .map(|path| path.rsplit('/').next().unwrap_or(path))
         .unwrap_or("procjon");
     let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
-    procjon::cli::Args::from_args(&[command], &rest).map_err(|early| match early.status {
+    procjon::Args::from_args(&[command], &rest).map_err(|early| match early.status {
         Ok(()) => {
             println!("{}", early.output);
             ExitCode::SUCCESS

@@ -1,7 +1,8 @@
-//! The texts procjon posts to the channel. These phrases are a contract with
-//! the people and scripts reading the channel: change them only by extending.
+//! The texts procjon posts to the channel, and the times stamped on them.
+//! These phrases are a contract with the people and scripts reading the
+//! channel: change them only by extending.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `<id> is available`
 pub fn available(service: &str) -> String {
@@ -47,6 +48,36 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// The current time as RFC 3339 UTC with seconds, e.g. `2026-11-23T11:04:55Z`.
+pub fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +109,12 @@ mod tests {
         for (ms, text) in cases {
             assert_eq!(human_duration(Duration::from_millis(ms)), text);
         }
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_431_895), "2026-11-23T11:04:55Z");
     }
 }

@@ -176,7 +176,7 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         "procjon_build_info",
         &[
             ("version", env!("CARGO_PKG_VERSION")),
-            ("revision", crate::cli::GIT_REVISION),
+            ("revision", crate::version::GIT_REVISION),
         ],
         1,
     );
@@ -184,7 +184,7 @@ pub fn render(inputs: &Inputs<'_>) -> String {
 }
 
 fn id(view: &ServiceView) -> &str {
-    &view.registration.service
+    &view.definition.service
 }
 
 fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
@@ -243,17 +243,17 @@ pub fn escape_label_value(value: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Registration;
+    use crate::store::Definition;
     use std::time::Duration;
 
     fn view(id: &str, availability: Availability, age_ms: Option<u64>) -> ServiceView {
         ServiceView {
-            registration: std::sync::Arc::new(Registration {
+            definition: Definition {
                 service: id.into(),
                 timeout_s: 5.0,
-                statuses: vec!["ok".into(), "degraded".into()],
-            }),
-            owner: Some("procjonagent".into()),
+                statuses: vec!["ok".to_string(), "degraded".to_string()].into(),
+                owner: Some("procjonagent".into()),
+            },
             availability,
             status: 1,
             last_ping_age: age_ms.map(Duration::from_millis),

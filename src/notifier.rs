@@ -9,6 +9,7 @@
 //! events queued on other 4xx, and tells the store which ones were delivered.
 
 use crate::config::{NotifyTuning, Sink, WebhookUrl};
+use crate::message::human_duration;
 use crate::store::{Announcement, StoreCmd};
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -33,12 +34,12 @@ pub struct NotifyStats {
     /// notifier thread for what enters and leaves its queue (never recounted:
     /// with a long queue that was most of the time between two posts); read
     /// by the HTTP status endpoint.
-    pending_by_service: Mutex<HashMap<String, u64>>,
+    pending_by_service: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 impl NotifyStats {
     /// Announcements waiting to be delivered, by service id (absent: none).
-    pub fn pending_by_service(&self) -> HashMap<String, u64> {
+    pub fn pending_by_service(&self) -> HashMap<Arc<str>, u64> {
         let guard = self
             .pending_by_service
             .lock()
@@ -47,7 +48,7 @@ impl NotifyStats {
     }
 
     /// Counts `added` in the queue, which now holds `queued`.
-    fn enqueued(&self, added: &[Announcement], queued: usize) {
+    fn enqueued(&self, added: &[Arc<Announcement>], queued: usize) {
         self.pending.store(queued as u64, Ordering::Relaxed);
         let mut by_service = self
             .pending_by_service
@@ -64,7 +65,7 @@ impl NotifyStats {
     }
 
     /// Takes `removed` off the counts; the queue now holds `queued`.
-    fn dequeued<'a>(&self, removed: impl Iterator<Item = &'a Announcement>, queued: usize) {
+    fn dequeued<'a>(&self, removed: impl Iterator<Item = &'a Arc<Announcement>>, queued: usize) {
         self.pending.store(queued as u64, Ordering::Relaxed);
         let mut by_service = self
             .pending_by_service
@@ -100,9 +101,9 @@ enum Outcome {
 pub struct Notifier {
     sink: Sink,
     tuning: NotifyTuning,
-    inbox: Receiver<Vec<Announcement>>,
+    inbox: Receiver<Vec<Arc<Announcement>>>,
     store: Sender<StoreCmd>,
-    queue: VecDeque<Announcement>,
+    queue: VecDeque<Arc<Announcement>>,
     agent: ureq::Agent,
     stats: Arc<NotifyStats>,
 }
@@ -112,8 +113,8 @@ impl Notifier {
     pub fn new(
         sink: Sink,
         tuning: NotifyTuning,
-        pending: Vec<Announcement>,
-        inbox: Receiver<Vec<Announcement>>,
+        pending: Vec<Arc<Announcement>>,
+        inbox: Receiver<Vec<Arc<Announcement>>>,
         store: Sender<StoreCmd>,
         stats: Arc<NotifyStats>,
     ) -> Notifier {
@@ -146,7 +147,7 @@ impl Notifier {
     }
 
     /// Queues announcements received from the store writer.
-    fn enqueue(&mut self, batch: Vec<Announcement>) {
+    fn enqueue(&mut self, batch: Vec<Arc<Announcement>>) {
         self.stats.enqueued(&batch, self.queue.len() + batch.len());
         self.queue.extend(batch);
     }
@@ -204,7 +205,7 @@ impl Notifier {
                         "posting to {}: {reason}; {} notifications kept, retrying in {}",
                         self.sink_name(),
                         self.queue.len(),
-                        crate::message::human_duration(delay)
+                        human_duration(delay)
                     );
                     backoff = (backoff * 2).min(self.tuning.max_backoff);
                     next_post = now + delay;
@@ -216,7 +217,7 @@ impl Notifier {
                          and restart. {} notifications kept, retrying in {}",
                         self.sink_name(),
                         self.queue.len(),
-                        crate::message::human_duration(backoff)
+                        human_duration(backoff)
                     );
                     next_post = now + backoff;
                     backoff = (backoff * 2).min(self.tuning.max_backoff);
@@ -336,15 +337,15 @@ fn redact(message: &str, url: &WebhookUrl) -> String {
 mod tests {
     use super::*;
 
-    fn announcement(seq: u64, service: &str) -> Announcement {
-        Announcement {
+    fn announcement(seq: u64, service: &str) -> Arc<Announcement> {
+        Arc::new(Announcement {
             seq,
             service: service.into(),
             available: true,
             status: 0,
             text: format!("{service} is available"),
             at: String::new(),
-        }
+        })
     }
 
     #[test]

@@ -1,20 +1,33 @@
-//! The registry: every registered service, who owns it, and its announced
-//! state. Shared by the connection threads (register, ping), the timer thread
-//! (expiry) and, read only, by status reporting. Its one lock is a read-write
-//! lock: reports and pings that change nothing but a last ping time (nearly
-//! all of them) take the read side, every change takes the write side. It is
-//! held only for in-memory work; records and announcements are handed to the
-//! store writer through a channel while the write lock is held, so the file
-//! and the channel see events in exactly the order they happened. Never any
-//! I/O under the lock.
+//! The registry: every registered service's definition, owner and announced
+//! state, the one copy of it procjon holds at run time. Shared by the
+//! connection threads (register, ping), the timer thread (expiry), the store
+//! writer (which asks for a copy when it compacts the file) and, read only,
+//! status reporting.
+//!
+//! # Locking
+//!
+//! One read-write lock. Reports, copies for compaction and pings that change
+//! nothing but a last ping time (nearly all of them) take the read side;
+//! every change takes the write side. It is held only for in-memory work,
+//! never across I/O. Records and announcements are handed to the store
+//! writer through a channel while the write lock is held, so the file and
+//! the channel see events in exactly the order they happened, and a copy
+//! taken under the read lock is exactly what the records sent before it
+//! make.
+//!
+//! Lock order: registry → timer inbox. Under the registry's lock a write
+//! path may arm the timer, which takes the timer's inbox mutex for a push;
+//! the timer thread calls [`Registry::expire`] with its own mutex released.
 
 use crate::frame::{ErrorCode, FrameError, Registration};
 use crate::message;
-use crate::store::{self, Announcement, Definition, Record, State, StoreCmd};
+use crate::store::{
+    Announcement, Definition, Durable, Interner, LiveState, Record, ServiceState, StoreCmd,
+};
 use crate::timer::{Deadline, TimerHandle};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -30,6 +43,15 @@ pub enum Availability {
 }
 
 impl Availability {
+    /// The availability a service's last announcement gives it.
+    pub fn of(state: &ServiceState) -> Availability {
+        match &state.last {
+            None => Availability::Unknown,
+            Some(last) if last.available => Availability::Available,
+            Some(_) => Availability::NotAvailable,
+        }
+    }
+
     /// The name used in APIs: `unknown`, `available`, `not_available`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,10 +65,8 @@ impl Availability {
 /// A copy of one service's state, for status reporting.
 #[derive(Debug, Clone)]
 pub struct ServiceView {
-    /// Its definition.
-    pub registration: Arc<Registration>,
-    /// The certificate identity that owns it (none: not adopted yet).
-    pub owner: Option<Arc<str>>,
+    /// Its definition and owner (none: not adopted yet).
+    pub definition: Definition,
     /// Announced availability.
     pub availability: Availability,
     /// Announced status index.
@@ -72,45 +92,77 @@ impl Default for Limits {
     }
 }
 
+/// What the registry starts from: the services of the replayed state file.
+pub struct Restored {
+    /// Services by id, as the state file left them.
+    pub services: HashMap<Arc<str>, ServiceState>,
+    /// The shared status lists and owners of their definitions.
+    pub interner: Interner,
+    /// The `seq` the next announcement gets.
+    pub next_seq: u64,
+}
+
+/// One service.
 struct Service {
-    registration: Arc<Registration>,
-    owner: Option<Arc<str>>,
-    timeout: Duration,
-    availability: Availability,
-    /// Announced status index.
-    status: u64,
+    /// Its definition and last announcement: what the state file says.
+    saved: ServiceState,
     /// When it was last pinged, as a [`stamp`]. Atomic so that a ping that
     /// changes nothing else needs only the read lock.
     last_ping: AtomicU64,
     /// Generation of this service's live timer entry; 0 when none.
     timer_generation: u64,
-    last_change: Option<String>,
 }
 
 impl Service {
-    fn new(registration: Arc<Registration>, owner: Option<Arc<str>>) -> Service {
+    fn new(saved: ServiceState) -> Service {
         Service {
-            timeout: registration.timeout(),
-            registration,
-            owner,
-            availability: Availability::Unknown,
-            status: 0,
+            saved,
             last_ping: AtomicU64::new(NEVER),
             timer_generation: 0,
-            last_change: None,
         }
+    }
+
+    fn id(&self) -> &Arc<str> {
+        &self.saved.definition.service
+    }
+
+    fn availability(&self) -> Availability {
+        Availability::of(&self.saved)
+    }
+
+    /// The announced status index.
+    fn status(&self) -> u64 {
+        self.saved.last.as_ref().map_or(0, |last| last.status)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.saved.definition.timeout()
+    }
+
+    /// Whether a ping from `identity` with `status` would change nothing
+    /// but the last ping time.
+    fn ping_changes_nothing(&self, status: u64, identity: &str) -> bool {
+        self.saved
+            .last
+            .as_ref()
+            .is_some_and(|last| last.available && last.status == status)
+            && self.saved.definition.owner.as_deref() == Some(identity)
     }
 
     fn view(&self, epoch: Instant, now: Instant) -> ServiceView {
         ServiceView {
-            registration: self.registration.clone(),
-            owner: self.owner.clone(),
-            availability: self.availability,
-            status: self.status,
+            definition: self.saved.definition.clone(),
+            availability: self.availability(),
+            status: self.status(),
             last_ping_age: self
                 .last_ping(epoch)
                 .map(|t| now.saturating_duration_since(t)),
-            last_change: self.last_change.clone(),
+            last_change: self
+                .saved
+                .last
+                .as_ref()
+                .map(|last| last.at.clone())
+                .filter(|at| !at.is_empty()),
         }
     }
 
@@ -127,31 +179,48 @@ impl Service {
 
     /// The stored form of this service's definition.
     fn record(&self) -> Record {
-        Record::Register(Definition {
-            registration: (*self.registration).clone(),
-            owner: self.owner.as_deref().map(String::from),
-        })
+        Record::Register(self.saved.definition.clone())
     }
 
     /// Refuses a frame from an identity that doesn't own the service, and
     /// adopts the service for `identity` when it has no owner yet. Returns
     /// whether it was adopted (the new owner must be written down).
-    fn authorize(&mut self, identity: &str) -> Result<bool, FrameError> {
-        match &self.owner {
+    fn authorize(&mut self, identity: &str, interner: &mut Interner) -> Result<bool, FrameError> {
+        match &self.saved.definition.owner {
             Some(owner) if **owner == *identity => Ok(false),
             Some(owner) => Err(FrameError::new(
                 ErrorCode::Forbidden,
                 format!(
                     "service {} belongs to certificate identity {owner:?}, not {identity:?}; \
                      use that agent's certificate or another service id",
-                    self.registration.service
+                    self.id()
                 ),
             )),
             None => {
-                self.owner = Some(Arc::from(identity));
+                self.saved.definition.owner = Some(interner.owner(identity));
                 Ok(true)
             }
         }
+    }
+
+    /// Makes a new announcement the service's last one; returns it.
+    fn announce(
+        &mut self,
+        seq: u64,
+        available: bool,
+        status: u64,
+        text: String,
+    ) -> Arc<Announcement> {
+        let announcement = Arc::new(Announcement {
+            seq,
+            service: self.id().clone(),
+            available,
+            status,
+            text,
+            at: message::now_rfc3339(),
+        });
+        self.saved.last = Some(announcement.clone());
+        announcement
     }
 }
 
@@ -172,44 +241,64 @@ fn unstamp(epoch: Instant, stamp: u64) -> Option<Instant> {
         .map(|nanos| epoch + Duration::from_nanos(nanos))
 }
 
-struct Inner {
-    /// What ping times are measured from (start-up).
-    epoch: Instant,
-    services: HashMap<String, Service>,
-    next_seq: u64,
+/// The expiry timer as the registry uses it: each arming gets a new
+/// generation, so that the entries a re-arming leaves behind are ignored.
+struct Timers {
+    handle: TimerHandle,
     next_generation: u64,
-    store: Sender<StoreCmd>,
 }
 
-impl Inner {
-    fn arm(&mut self, timer: &TimerHandle, service_id: &str, at: Instant) -> u64 {
+impl Timers {
+    /// Asks the timer to look at `service` at `at`; returns the generation
+    /// to keep in the service.
+    fn arm(&mut self, service: &Arc<str>, at: Instant) -> u64 {
         let generation = self.next_generation;
         self.next_generation += 1;
-        timer.arm(Deadline {
+        self.handle.arm(Deadline {
             at,
-            service: service_id.to_string(),
+            service: service.clone(),
             generation,
         });
         generation
     }
+}
 
-    fn take_seq(&mut self) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        seq
+/// What the lock guards.
+struct Inner {
+    /// What ping times are measured from (start-up).
+    epoch: Instant,
+    services: HashMap<Arc<str>, Service>,
+    next_seq: u64,
+    timers: Timers,
+    interner: Interner,
+    store: Sender<StoreCmd>,
+}
+
+/// The error of a write path whose records can't reach the store writer.
+fn writer_stopped() -> FrameError {
+    FrameError::new(ErrorCode::Internal, "the state file writer has stopped")
+}
+
+/// Takes the next value of a counter (an announcement `seq`).
+fn take(counter: &mut u64) -> u64 {
+    let value = *counter;
+    *counter += 1;
+    value
+}
+
+impl Inner {
+    /// Queues a command for the store writer. Called with the write lock
+    /// held, so the store sees commands in the order things happened.
+    fn send(&self, cmd: StoreCmd) -> Result<(), FrameError> {
+        self.store.send(cmd).map_err(|_| writer_stopped())
     }
 
     /// Records a ping that changes nothing but the time of the last ping
-    /// (the service is available, owned by `identity`, and keeps its status),
-    /// the common case, under the read lock. `false`: anything else, which
-    /// [`Inner::ping`] applies under the write lock.
+    /// (the common case), under the read lock. `false`: anything else,
+    /// which [`Inner::ping`] applies under the write lock.
     fn ping_unchanged(&self, service_id: &str, status: u64, identity: &str, now: Instant) -> bool {
         match self.services.get(service_id) {
-            Some(service)
-                if service.availability == Availability::Available
-                    && service.status == status
-                    && service.owner.as_deref() == Some(identity) =>
-            {
+            Some(service) if service.ping_changes_nothing(status, identity) => {
                 service.pinged(stamp(self.epoch, now));
                 true
             }
@@ -217,27 +306,102 @@ impl Inner {
         }
     }
 
-    /// Applies a ping from `identity` received at `now`; announcements are
-    /// also pushed to `announced`, for logging once the lock is released.
+    /// Registers or redefines a service for `identity`: authorize, redefine
+    /// or insert, arm the timer. Returns what the store must make durable
+    /// before the agent hears `ok`.
+    fn register(
+        &mut self,
+        registration: Registration,
+        identity: &str,
+        limits: Limits,
+        ack: Sender<Durable>,
+    ) -> Result<StoreCmd, FrameError> {
+        let Some(service) = self.services.get_mut(registration.service.as_str()) else {
+            let record = self.insert(registration, identity, limits)?;
+            return Ok(StoreCmd::Append {
+                records: vec![record],
+                ack: Some(ack),
+            });
+        };
+        let adopted = service.authorize(identity, &mut self.interner)?;
+        let old = &service.saved.definition;
+        if !adopted
+            && old.timeout_s == registration.timeout_s
+            && *old.statuses == *registration.statuses
+        {
+            // Nothing changes; the agent still hears `ok` only once the
+            // earlier registration is on disk.
+            return Ok(StoreCmd::Barrier(ack));
+        }
+        let old_timeout = service.timeout();
+        let definition = Definition {
+            service: service.id().clone(),
+            timeout_s: registration.timeout_s,
+            statuses: self.interner.statuses(&registration.statuses),
+            owner: old.owner.clone(),
+        };
+        service.saved.redefine(definition);
+        if service.timeout() != old_timeout && service.availability() == Availability::Available {
+            let at = service.last_ping(self.epoch).unwrap_or(self.epoch) + service.timeout();
+            service.timer_generation = self.timers.arm(service.id(), at);
+        }
+        Ok(StoreCmd::Append {
+            records: vec![service.record()],
+            ack: Some(ack),
+        })
+    }
+
+    /// Adds a new service owned by `identity`; returns its record.
+    fn insert(
+        &mut self,
+        registration: Registration,
+        identity: &str,
+        limits: Limits,
+    ) -> Result<Record, FrameError> {
+        if self.services.len() >= limits.max_services {
+            return Err(FrameError::new(
+                ErrorCode::Busy,
+                format!(
+                    "procjon holds its maximum of {} services (--max-services); try again later",
+                    limits.max_services
+                ),
+            ));
+        }
+        let id: Arc<str> = Arc::from(registration.service);
+        let service = Service::new(ServiceState {
+            definition: Definition {
+                service: id.clone(),
+                timeout_s: registration.timeout_s,
+                statuses: self.interner.statuses(&registration.statuses),
+                owner: Some(self.interner.owner(identity)),
+            },
+            last: None,
+        });
+        let record = service.record();
+        self.services.insert(id, service);
+        Ok(record)
+    }
+
+    /// Applies a ping from `identity` received at `now`: authorize, check
+    /// the status, announce availability and a status change, arm the
+    /// timer, hand the records to the store. Announcements are also pushed
+    /// to `announced`, for logging once the lock is released.
     fn ping(
         &mut self,
-        timer: &TimerHandle,
         service_id: &str,
         status: u64,
         identity: &str,
         now: Instant,
-        announced: &mut Vec<Record>,
+        announced: &mut Vec<Arc<Announcement>>,
     ) -> Result<(), FrameError> {
-        let inner = self;
-        let epoch = inner.epoch;
-        let Some(service) = inner.services.get_mut(service_id) else {
+        let Some(service) = self.services.get_mut(service_id) else {
             return Err(FrameError::new(
                 ErrorCode::NotRegistered,
                 format!("service {service_id} is not registered; send a register frame first"),
             ));
         };
-        let adopted = service.authorize(identity)?;
-        let count = service.registration.statuses.len() as u64;
+        let adopted = service.authorize(identity, &mut self.interner)?;
+        let count = service.saved.definition.status_count();
         if status >= count {
             return Err(FrameError::new(
                 ErrorCode::BadStatus,
@@ -247,65 +411,46 @@ impl Inner {
                 ),
             ));
         }
-        service.pinged(stamp(epoch, now));
-        if service.availability == Availability::Available && service.status == status && !adopted {
-            return Ok(());
-        }
+        service.pinged(stamp(self.epoch, now));
+        let was_available = service.availability() == Availability::Available;
+        let old_status = service.status();
         let mut records = Vec::with_capacity(3);
         if adopted {
             records.push(service.record());
         }
-        let mut texts = Vec::with_capacity(2);
-        let mut arm_at = None;
-        if service.availability != Availability::Available {
-            service.availability = Availability::Available;
-            texts.push((message::available(service_id), service.status));
-            arm_at = Some(now + service.timeout);
+        if !was_available {
+            let seq = take(&mut self.next_seq);
+            let text = message::available(service_id);
+            records.push(Record::Announce(
+                service.announce(seq, true, old_status, text),
+            ));
+            let deadline = now + service.timeout();
+            service.timer_generation = self.timers.arm(service.id(), deadline);
         }
-        if service.status != status {
-            let names = &service.registration.statuses;
-            let old = names
-                .get(service.status as usize)
-                .map_or_else(|| format!("status {}", service.status), Clone::clone);
-            let new = &names[status as usize];
-            texts.push((message::status_changed(service_id, new, &old), status));
-            service.status = status;
+        if old_status != status {
+            let seq = take(&mut self.next_seq);
+            let definition = &service.saved.definition;
+            let text = message::status_changed(
+                service_id,
+                &definition.status_name(status),
+                &definition.status_name(old_status),
+            );
+            records.push(Record::Announce(service.announce(seq, true, status, text)));
         }
-        if !texts.is_empty() {
-            service.last_change = Some(store::now_rfc3339());
+        if records.is_empty() {
+            return Ok(());
         }
-        let at = service.last_change.clone().unwrap_or_default();
-        if let Some(deadline) = arm_at {
-            let generation = inner.arm(timer, service_id, deadline);
-            if let Some(service) = inner.services.get_mut(service_id) {
-                service.timer_generation = generation;
-            }
-        }
-        for (text, status) in texts {
-            let seq = inner.take_seq();
-            records.push(Record::Announce(Announcement {
-                seq,
-                service: service_id.to_string(),
-                available: true,
-                status,
-                text,
-                at: at.clone(),
-            }));
-        }
-        announced.extend(
-            records
-                .iter()
-                .filter(|r| matches!(r, Record::Announce(_)))
-                .cloned(),
-        );
-        send(inner, records)
+        announced.extend(records.iter().filter_map(|r| match r {
+            Record::Announce(a) => Some(a.clone()),
+            _ => None,
+        }));
+        self.send(StoreCmd::Append { records, ack: None })
     }
 }
 
 /// All registered services. See the module docs for the locking rules.
 pub struct Registry {
     inner: RwLock<Inner>,
-    timer: TimerHandle,
     limits: Limits,
     /// Largest registered timeout, in milliseconds (for the idle deadline).
     longest_timeout_ms: AtomicU64,
@@ -318,43 +463,38 @@ impl Registry {
     /// Builds the registry from the replayed state file. Services announced
     /// available get their full timeout from `started`.
     pub fn new(
-        state: &State,
+        restored: Restored,
         store: Sender<StoreCmd>,
         timer: TimerHandle,
         started: Instant,
         limits: Limits,
     ) -> Registry {
-        let mut inner = Inner {
-            epoch: started,
-            services: HashMap::with_capacity(state.services.len()),
-            next_seq: state.next_seq.max(1),
+        let mut timers = Timers {
+            handle: timer,
             next_generation: 1,
+        };
+        let mut services = HashMap::with_capacity(restored.services.len());
+        let mut longest = Duration::ZERO;
+        for (id, saved) in restored.services {
+            let mut service = Service::new(saved);
+            longest = longest.max(service.timeout());
+            if service.availability() == Availability::Available {
+                // No ping since start-up: its timeout runs from the epoch
+                // (start-up), and the API shows no last ping.
+                service.timer_generation = timers.arm(&id, started + service.timeout());
+            }
+            services.insert(id, service);
+        }
+        let inner = Inner {
+            epoch: started,
+            services,
+            next_seq: restored.next_seq.max(1),
+            timers,
+            interner: restored.interner,
             store,
         };
-        let mut longest = Duration::ZERO;
-        for (id, saved) in &state.services {
-            let mut service = Service::new(
-                Arc::new(saved.registration.clone()),
-                saved.owner.as_deref().map(Arc::from),
-            );
-            longest = longest.max(service.timeout);
-            if let Some(last) = &saved.last {
-                service.status = last.status;
-                service.last_change = Some(last.at.clone()).filter(|at| !at.is_empty());
-                if last.available {
-                    // No ping since start-up: its timeout runs from the
-                    // epoch (start-up), and the API shows no last ping.
-                    service.availability = Availability::Available;
-                    service.timer_generation = inner.arm(&timer, id, started + service.timeout);
-                } else {
-                    service.availability = Availability::NotAvailable;
-                }
-            }
-            inner.services.insert(id.clone(), service);
-        }
         Registry {
             inner: RwLock::new(inner),
-            timer,
             limits,
             longest_timeout_ms: AtomicU64::new(longest.as_millis() as u64),
         }
@@ -367,89 +507,25 @@ impl Registry {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The read lock: for reports, and for pings that change nothing but
+    /// The read lock: for reports, copies and pings that change nothing but
     /// their service's last ping time.
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers or redefines a service for `identity`; returns once it is on disk.
+    /// Registers or redefines a service for `identity`; returns once it is
+    /// on disk.
     pub fn register(&self, registration: Registration, identity: &str) -> Result<(), FrameError> {
-        let (ack, durable) = mpsc::channel();
         let timeout = registration.timeout();
-        let sent = {
-            let mut guard = self.lock();
-            let inner = &mut *guard;
-            let cmd = match inner.services.get_mut(&registration.service) {
-                Some(service) => {
-                    let adopted = service.authorize(identity)?;
-                    if *service.registration == registration && !adopted {
-                        StoreCmd::Barrier(ack)
-                    } else {
-                        let timeout_changed = timeout != service.timeout;
-                        if service.status >= registration.statuses.len() as u64 {
-                            service.status = 0;
-                        }
-                        service.registration = Arc::new(registration);
-                        service.timeout = timeout;
-                        let record = service.record();
-                        if timeout_changed && service.availability == Availability::Available {
-                            let at =
-                                service.last_ping(inner.epoch).unwrap_or(inner.epoch) + timeout;
-                            let id = service.registration.service.clone();
-                            let generation = inner.arm(&self.timer, &id, at);
-                            if let Some(service) = inner.services.get_mut(&id) {
-                                service.timer_generation = generation;
-                            }
-                        }
-                        StoreCmd::Append {
-                            records: vec![record],
-                            ack: Some(ack),
-                        }
-                    }
-                }
-                None => {
-                    if inner.services.len() >= self.limits.max_services {
-                        return Err(FrameError::new(
-                            ErrorCode::Busy,
-                            format!(
-                                "procjon holds its maximum of {} services (--max-services); try again later",
-                                self.limits.max_services
-                            ),
-                        ));
-                    }
-                    let service = Service::new(Arc::new(registration), Some(Arc::from(identity)));
-                    let record = service.record();
-                    inner
-                        .services
-                        .insert(service.registration.service.clone(), service);
-                    StoreCmd::Append {
-                        records: vec![record],
-                        ack: Some(ack),
-                    }
-                }
-            };
-            inner.store.send(cmd).is_ok()
-        };
-        if !sent {
-            return Err(FrameError::new(
-                ErrorCode::Internal,
-                "the state file writer has stopped",
-            ));
+        let (ack, durable) = mpsc::channel();
+        {
+            let mut inner = self.lock();
+            let cmd = inner.register(registration, identity, self.limits, ack)?;
+            inner.send(cmd)?;
         }
         self.longest_timeout_ms
             .fetch_max(timeout.as_millis() as u64, Ordering::Relaxed);
-        match durable.recv_timeout(DURABLE_WAIT) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(FrameError::new(
-                ErrorCode::Internal,
-                format!("registration not saved: {reason}; try again later"),
-            )),
-            Err(_) => Err(FrameError::new(
-                ErrorCode::Internal,
-                "registration not saved: the state file did not answer in time; try again later",
-            )),
-        }
+        wait_durable(&durable)
     }
 
     /// Records a ping from `identity`. Announces availability and status changes.
@@ -474,37 +550,31 @@ impl Registry {
     pub fn expire(&self, service_id: &str, generation: u64, now: Instant) -> Option<Instant> {
         let mut guard = self.lock();
         let inner = &mut *guard;
+        let epoch = inner.epoch;
         let service = inner.services.get_mut(service_id)?;
-        if service.timer_generation != generation || service.availability != Availability::Available
+        if service.timer_generation != generation
+            || service.availability() != Availability::Available
         {
             return None;
         }
         // Available without a ping since start-up: restored from the state
         // file, its full timeout counts from start-up.
-        let last_ping = service.last_ping(inner.epoch).unwrap_or(inner.epoch);
-        let deadline = last_ping + service.timeout;
+        let last_ping = service.last_ping(epoch).unwrap_or(epoch);
+        let deadline = last_ping + service.timeout();
         if now < deadline {
             return Some(deadline);
         }
-        service.availability = Availability::NotAvailable;
         service.timer_generation = 0;
-        let at = store::now_rfc3339();
-        service.last_change = Some(at.clone());
-        let status = service.status;
-        let seq = inner.take_seq();
-        let record = Record::Announce(Announcement {
-            seq,
-            service: service_id.to_string(),
-            available: false,
-            status,
-            text: message::not_available(service_id, now - last_ping),
-            at,
+        let text = message::not_available(service_id, now - last_ping);
+        let seq = take(&mut inner.next_seq);
+        let announcement = service.announce(seq, false, service.status(), text);
+        let sent = inner.send(StoreCmd::Append {
+            records: vec![Record::Announce(announcement.clone())],
+            ack: None,
         });
-        let logged = [record.clone()];
-        let result = send(inner, vec![record]);
         drop(guard);
-        log_announcements(&logged);
-        if let Err(err) = result {
+        log::info!("{}", announcement.text);
+        if let Err(err) = sent {
             log::error!("{service_id}: {err}");
         }
         None
@@ -522,7 +592,7 @@ impl Registry {
                 .map(|s| s.view(inner.epoch, now))
                 .collect()
         };
-        views.sort_by(|a, b| a.registration.service.cmp(&b.registration.service));
+        views.sort_by(|a, b| a.definition.service.cmp(&b.definition.service));
         views
     }
 
@@ -536,36 +606,60 @@ impl Registry {
             .map(|s| s.view(inner.epoch, now))
     }
 
-    /// How many services are registered.
-    pub fn len(&self) -> usize {
-        self.read().services.len()
-    }
-
-    /// Whether no service is registered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The largest timeout any service has registered (since start-up).
     pub fn longest_timeout(&self) -> Duration {
         Duration::from_millis(self.longest_timeout_ms.load(Ordering::Relaxed))
     }
 }
 
+impl LiveState for Registry {
+    fn live_lines(&self) -> u64 {
+        let inner = self.read();
+        inner
+            .services
+            .values()
+            .map(|s| if s.saved.last.is_some() { 3 } else { 1 })
+            .sum()
+    }
+
+    fn send_states(&self) {
+        // The read lock keeps every write path out: no record can be sent
+        // between the copy and the command.
+        let inner = self.read();
+        let states = inner.services.values().map(|s| s.saved.clone()).collect();
+        let _ = inner.store.send(StoreCmd::Compact(states));
+    }
+}
+
+/// Waits for the store writer to say a registration is on disk.
+fn wait_durable(durable: &Receiver<Durable>) -> Result<(), FrameError> {
+    match durable.recv_timeout(DURABLE_WAIT) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(FrameError::new(
+            ErrorCode::Internal,
+            format!("registration not saved: {err}; try again later"),
+        )),
+        Err(_) => Err(FrameError::new(
+            ErrorCode::Internal,
+            "registration not saved: the state file did not answer in time; try again later",
+        )),
+    }
+}
+
 /// Pings applied under one hold of the registry's read lock. A connection
 /// applies all the pings of one read through one batch: one lock per read
-/// instead of one per ping, which under load was most of a ping's own cost
-/// (the lock's cache line moving between cores). A ping that changes nothing
-/// but its service's last ping time, nearly all of them, is done under the
-/// read lock, so connection threads don't wait for each other; any other
-/// ping lets go of it and takes the write lock for itself. The read lock is
-/// taken at the first ping and held until the batch is dropped;
-/// announcements are logged then, never under a lock.
+/// instead of one per ping (the lock's cache line moving between cores was
+/// most of a ping's cost). A ping that changes nothing but its service's
+/// last ping time, nearly all of them, is done under the read lock, so
+/// connection threads don't wait for each other; any other ping lets go of
+/// it and takes the write lock for itself. The read lock is taken at the
+/// first ping and held until the batch is dropped; announcements are logged
+/// then, never under a lock.
 pub struct PingBatch<'a> {
     registry: &'a Registry,
     shared: Option<RwLockReadGuard<'a, Inner>>,
     now: Instant,
-    announced: Vec<Record>,
+    announced: Vec<Arc<Announcement>>,
 }
 
 impl PingBatch<'_> {
@@ -582,14 +676,9 @@ impl PingBatch<'_> {
             return Ok(());
         }
         self.shared = None;
-        registry.lock().ping(
-            &registry.timer,
-            service_id,
-            status,
-            identity,
-            self.now,
-            &mut self.announced,
-        )
+        registry
+            .lock()
+            .ping(service_id, status, identity, self.now, &mut self.announced)
     }
 }
 
@@ -597,24 +686,8 @@ impl Drop for PingBatch<'_> {
     /// Releases the read lock, if held, then logs what was announced.
     fn drop(&mut self) {
         self.shared = None;
-        log_announcements(&self.announced);
-    }
-}
-
-/// Queues records for the store; called with the lock held so the store
-/// sees them in the order they happened.
-fn send(inner: &mut Inner, records: Vec<Record>) -> Result<(), FrameError> {
-    inner
-        .store
-        .send(StoreCmd::Append { records, ack: None })
-        .map_err(|_| FrameError::new(ErrorCode::Internal, "the state file writer has stopped"))
-}
-
-/// Logs announcements at info level (after the lock is released).
-fn log_announcements(records: &[Record]) {
-    for record in records {
-        if let Record::Announce(a) = record {
-            log::info!("{}", a.text);
+        for announcement in &self.announced {
+            log::info!("{}", announcement.text);
         }
     }
 }

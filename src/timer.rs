@@ -20,8 +20,8 @@ use std::time::Instant;
 pub struct Deadline {
     /// When to look at the service.
     pub at: Instant,
-    /// The service id.
-    pub service: String,
+    /// The service id (shared with the registry).
+    pub service: Arc<str>,
     /// The registry's arming generation for this service.
     pub generation: u64,
 }
@@ -40,6 +40,9 @@ impl PartialOrd for Deadline {
         Some(self.cmp(other))
     }
 }
+
+/// Capacity the inbox keeps after a burst.
+const PENDING_KEPT: usize = 64;
 
 #[derive(Default)]
 struct Inbox {
@@ -80,7 +83,9 @@ impl TimerHandle {
         }
     }
 
-    /// Makes [`TimerHandle::run`] return.
+    /// Makes [`TimerHandle::run`] return (the daemon's timer runs for
+    /// ever; tests stop theirs).
+    #[cfg(test)]
     pub fn stop(&self) {
         self.shared
             .inbox
@@ -106,6 +111,9 @@ impl TimerHandle {
                         return;
                     }
                     heap.extend(inbox.pending.drain(..).map(Reverse));
+                    // A burst (start-up arms every available service) must
+                    // not keep its capacity for ever.
+                    inbox.pending.shrink_to(PENDING_KEPT);
                     let now = Instant::now();
                     inbox = match heap.peek() {
                         Some(Reverse(first)) if first.at <= now => break,
@@ -135,6 +143,9 @@ impl TimerHandle {
                     let at = next.max(now + std::time::Duration::from_millis(1));
                     heap.push(Reverse(Deadline { at, ..due }));
                 }
+            }
+            if heap.capacity() > 4 * heap.len() + 1024 {
+                heap.shrink_to(2 * heap.len());
             }
         }
     }

@@ -3,14 +3,141 @@
 //! required) and for agents and tests (client side). Called once at start-up;
 //! the resulting configs are shared read-only by every connection thread.
 
-use crate::config::ConfigError;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// A certificate, key or CA file that can't be used. Each variant names the
+/// file; the daemon's and the agent's errors wrap it and add their own hint
+/// (which flag to fix, how to make development certificates).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read.
+    ReadFile {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file is not valid PEM.
+    BadPem {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The PEM parser's error.
+        source: pem::Error,
+    },
+    /// A file is valid PEM but holds no block of the kind wanted.
+    NoPemBlock {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The block wanted: `CERTIFICATE` or `PRIVATE KEY`.
+        block: &'static str,
+    },
+    /// A CA certificate can't be added to the trusted roots.
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// rustls's reason.
+        source: rustls::Error,
+    },
+    /// The CA certificates can't verify client certificates.
+    UnusableCa {
+        /// The file.
+        path: PathBuf,
+        /// rustls's reason.
+        source: VerifierBuilderError,
+    },
+    /// The key doesn't belong to the certificate (or can't be used).
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// rustls's reason.
+        source: rustls::Error,
+    },
+    /// rustls refused the protocol versions (a build without TLS 1.2 or 1.3).
+    Protocol {
+        /// rustls's reason.
+        source: rustls::Error,
+    },
+}
+
+impl TlsError {
+    /// Whether the error is about a file that is missing or unreadable (as
+    /// opposed to one with the wrong content), where making development
+    /// certificates is the likely fix.
+    pub fn is_missing_file(&self) -> bool {
+        matches!(self, TlsError::ReadFile { .. })
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::ReadFile { what, path, source } => {
+                write!(f, "reading {what} {}: {source}", path.display())
+            }
+            TlsError::BadPem { what, path, source } => write!(
+                f,
+                "{what} file {}: {source}; it must be a PEM file",
+                path.display()
+            ),
+            TlsError::NoPemBlock { what, path, block } => write!(
+                f,
+                "{what} file {}: no {block} block in the file; it must be a PEM file",
+                path.display()
+            ),
+            TlsError::BadCa { path, source } => {
+                write!(f, "CA certificate {}: {source}", path.display())
+            }
+            TlsError::UnusableCa { path, source } => {
+                write!(f, "CA certificate {}: {source}", path.display())
+            }
+            TlsError::KeyMismatch { cert, key, source } => {
+                let reason = match source {
+                    rustls::Error::InconsistentKeys(_) => {
+                        "it is the key of another certificate".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                write!(
+                    f,
+                    "key {} does not fit certificate {}: {reason}; use the key the certificate was made for",
+                    key.display(),
+                    cert.display()
+                )
+            }
+            TlsError::Protocol { source } => write!(f, "TLS configuration: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::ReadFile { source, .. } => Some(source),
+            TlsError::BadPem { source, .. } => Some(source),
+            TlsError::NoPemBlock { .. } => None,
+            TlsError::BadCa { source, .. }
+            | TlsError::KeyMismatch { source, .. }
+            | TlsError::Protocol { source } => Some(source),
+            TlsError::UnusableCa { source, .. } => Some(source),
+        }
+    }
+}
 
 /// The crypto provider everything in procjon uses (ring: no cmake, one stack
 /// shared with ureq).
@@ -24,24 +151,22 @@ pub fn server_config(
     root_cert: &Path,
     cert: &Path,
     key: &Path,
-) -> Result<Arc<ServerConfig>, ConfigError> {
+) -> Result<Arc<ServerConfig>, TlsError> {
     let roots = load_roots(root_cert)?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
-        .map_err(|e| ConfigError::BadCa {
+        .map_err(|source| TlsError::UnusableCa {
             path: root_cert.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
     let chain = load_certs(cert)?;
     let key_der = load_key(key)?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| ConfigError::Tls {
-            reason: e.to_string(),
-        })?
+        .map_err(|source| TlsError::Protocol { source })?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key_der)
-        .map_err(|e| key_mismatch(cert, key, e))?;
+        .map_err(|source| key_mismatch(cert, key, source))?;
     Ok(Arc::new(config))
 }
 
@@ -51,81 +176,77 @@ pub fn client_config(
     root_cert: &Path,
     cert: &Path,
     key: &Path,
-) -> Result<Arc<ClientConfig>, ConfigError> {
+) -> Result<Arc<ClientConfig>, TlsError> {
     let roots = load_roots(root_cert)?;
     let chain = load_certs(cert)?;
     let key_der = load_key(key)?;
     let config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| ConfigError::Tls {
-            reason: e.to_string(),
-        })?
+        .map_err(|source| TlsError::Protocol { source })?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key_der)
-        .map_err(|e| key_mismatch(cert, key, e))?;
+        .map_err(|source| key_mismatch(cert, key, source))?;
     Ok(Arc::new(config))
 }
 
-fn key_mismatch(cert: &Path, key: &Path, err: rustls::Error) -> ConfigError {
-    let reason = match err {
-        rustls::Error::InconsistentKeys(_) => "it is the key of another certificate".to_string(),
-        other => other.to_string(),
-    };
-    ConfigError::KeyMismatch {
+fn key_mismatch(cert: &Path, key: &Path, source: rustls::Error) -> TlsError {
+    TlsError::KeyMismatch {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
-        reason,
+        source,
     }
 }
 
 /// Reads every certificate in a PEM file; at least one must be there.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(path, "certificate")?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ConfigError::BadPem {
+        .map_err(|source| TlsError::BadPem {
             what: "certificate",
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
     if certs.is_empty() {
-        return Err(ConfigError::BadPem {
+        return Err(TlsError::NoPemBlock {
             what: "certificate",
             path: path.to_path_buf(),
-            reason: "no CERTIFICATE block in the file".into(),
+            block: "CERTIFICATE",
         });
     }
     Ok(certs)
 }
 
 /// Reads the first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read(path, "key")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| ConfigError::BadPem {
-        what: "key",
-        path: path.to_path_buf(),
-        reason: match e {
-            rustls::pki_types::pem::Error::NoItemsFound => {
-                "no PRIVATE KEY block in the file".into()
-            }
-            other => other.to_string(),
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|source| match source {
+        pem::Error::NoItemsFound => TlsError::NoPemBlock {
+            what: "key",
+            path: path.to_path_buf(),
+            block: "PRIVATE KEY",
+        },
+        source => TlsError::BadPem {
+            what: "key",
+            path: path.to_path_buf(),
+            source,
         },
     })
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, ConfigError> {
+fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path)? {
-        roots.add(cert).map_err(|e| ConfigError::BadCa {
+        roots.add(cert).map_err(|source| TlsError::BadCa {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
     }
     Ok(roots)
 }
 
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|source| ConfigError::ReadFile {
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::ReadFile {
         what,
         path: path.to_path_buf(),
         source,

@@ -246,21 +246,20 @@ pub fn run(args: Args) -> ExitCode {
     if args.version {
         println!(
             "{}",
-            procjon::cli::version_of("procjonagent", env!("CARGO_PKG_VERSION"))
+            procjon::version_of("procjonagent", env!("CARGO_PKG_VERSION"))
         );
         return ExitCode::SUCCESS;
     }
-    let result =
-        options(&args, &procjon::cli::process_env).and_then(|options| match &args.command {
-            None => Err(AgentError::BadOption {
-                option: "agent",
-                reason: "choose one: ping, systemd, elasticsearch or exec (see --help)".into(),
-            }),
-            Some(Command::Ping(_)) => start(Ping, &options),
-            Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
-            Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
-            Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
-        });
+    let result = options(&args, &procjon::process_env).and_then(|options| match &args.command {
+        None => Err(AgentError::BadOption {
+            option: "agent",
+            reason: "choose one: ping, systemd, elasticsearch or exec (see --help)".into(),
+        }),
+        Some(Command::Ping(_)) => start(Ping, &options),
+        Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
+        Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
+        Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -313,7 +312,7 @@ pub fn log_level(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Option<St
 
 /// A setting from its flag, else its variable in [`ENVIRONMENT`], else its default.
 fn setting(flag_value: Option<&str>, flag: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
-    procjon::cli::setting_from(&ENVIRONMENT, flag_value, flag, env)
+    procjon::setting_from(&ENVIRONMENT, flag_value, flag, env)
 }
 
 /// An environment variable that is set and not blank.

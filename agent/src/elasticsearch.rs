@@ -74,7 +74,11 @@ impl Elasticsearch {
                     ),
                 });
             }
-            let roots: Vec<ureq::tls::Certificate<'static>> = procjon::tls::load_certs(ca)?
+            let roots: Vec<ureq::tls::Certificate<'static>> = procjon::tls::load_certs(ca)
+                .map_err(|err| AgentError::BadOption {
+                    option: "--ca",
+                    reason: format!("{err}; give the CA certificate that signed the cluster's"),
+                })?
                 .iter()
                 .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
                 .collect();

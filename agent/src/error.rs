@@ -2,8 +2,8 @@
 //! (procjon down or restarting, a network blip, a failing check) is logged
 //! and retried by the runner and never reaches this type.
 
-use procjon::config::ConfigError;
 use procjon::frame::ErrorCode;
+use procjon::tls::TlsError;
 use std::fmt;
 
 /// Why an agent stopped: a configuration it can't run with, or a refusal
@@ -12,7 +12,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum AgentError {
     /// A certificate or key file is missing, unreadable or unusable.
-    Tls(ConfigError),
+    Tls(TlsError),
     /// An option has a value that can't be used.
     BadOption {
         /// The option, named after `procjonagent`'s flag, e.g. `--period`.
@@ -57,6 +57,11 @@ pub enum AgentError {
 impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            AgentError::Tls(err) if err.is_missing_file() => write!(
+                f,
+                "{err}; give the agent's files with --root-cert, --cert and --key-cert \
+                 (scripts/gen-certs.sh makes development ones)"
+            ),
             AgentError::Tls(err) => err.fmt(f),
             AgentError::BadOption { option, reason } => write!(f, "{option}: {reason}"),
             AgentError::BadService { service, reason } => write!(
@@ -91,8 +96,8 @@ impl std::error::Error for AgentError {
     }
 }
 
-impl From<ConfigError> for AgentError {
-    fn from(err: ConfigError) -> Self {
+impl From<TlsError> for AgentError {
+    fn from(err: TlsError) -> Self {
         AgentError::Tls(err)
     }
 }

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let level = procjon_agent::cli::log_level(&args, &procjon::cli::process_env);
+    let level = procjon_agent::cli::log_level(&args, &procjon::process_env);
     if let Err(message) = init_logging(level.as_deref()) {
         eprintln!("procjonagent: {message}");
         return ExitCode::from(2);

@@ -6,7 +6,7 @@
 //! checks on every commit. Each panics when a property fails.
 
 use procjon::frame::{ClientFrame, MAX_FRAME_LEN, ServerFrame};
-use procjon::store;
+use procjon::state_file as store;
 use rustls_pki_types::CertificateDer;
 use std::path::Path;
 

@@ -15,7 +15,7 @@ use crate::support::daemon::run;
 use crate::support::slack::Mode;
 use crate::support::{Daemon, FakeSlack, RawTls, Rng, TempDir, env_number, seed, wait_until};
 use procjon::frame::{ClientFrame, Registration, ServerFrame};
-use procjon::store::{Record, State, replay};
+use procjon::state_file::{Record, State, replay};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -217,19 +217,19 @@ fn check_registrations(workers: &[Worker], state: &State) -> usize {
         let Some(acked) = service.acked else {
             continue;
         };
-        let saved = state.services.get(&service.id).unwrap_or_else(|| {
+        let saved = state.services.get(service.id.as_str()).unwrap_or_else(|| {
             panic!(
                 "{} was registered (answered ok) but is not in the state file",
                 service.id
             )
         });
-        let timeout = saved.registration.timeout_s;
+        let timeout = saved.definition.timeout_s;
         assert!(
             timeout == acked || service.unanswered.contains(&timeout),
             "{}: the file has timeout {timeout}, the last acknowledged was {acked}",
             service.id
         );
-        assert_eq!(saved.owner.as_deref(), Some("procjonagent"));
+        assert_eq!(saved.definition.owner.as_deref(), Some("procjonagent"));
         checked += 1;
     }
     checked

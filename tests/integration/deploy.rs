@@ -339,7 +339,7 @@ fn units_pass_systemd_analyze_verify() {
 #[test]
 fn deploy_guide_lists_every_daemon_variable() {
     let guides = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    for (flag, var, default) in procjon::cli::ENVIRONMENT {
+    for (flag, var, default) in procjon::ENVIRONMENT {
         let rows: Vec<&str> = guides
             .lines()
             .filter(|line| line.starts_with("| procjon") && line.contains(&format!("`{var}`")))
@@ -682,7 +682,7 @@ fn static_build() {
             version.starts_with(&format!("{name} {}", env!("CARGO_PKG_VERSION"))),
             "{version}"
         );
-        if !procjon::cli::GIT_REVISION.is_empty() {
+        if !procjon::GIT_REVISION.is_empty() {
             assert!(version.contains("(git "), "{version}");
         }
     }

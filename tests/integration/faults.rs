@@ -8,7 +8,7 @@ use crate::support::http::get;
 use crate::support::slack::Mode;
 use crate::support::{Client, Daemon, FakeSlack, TempDir, poll_until, wait_until};
 use procjon::frame::{ClientFrame, ErrorCode, Registration, ServerFrame};
-use procjon::store::replay;
+use procjon::state_file::replay;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -144,7 +144,7 @@ fn a_full_disk_refuses_registrations_keeps_pings_and_recovers() {
         )
         .expect("no registration was refused on a full disk");
     assert!(message.contains("No space left on device"), "{message}");
-    daemon.wait_log("ERROR procjon::store] appending to state file", 1);
+    daemon.wait_log_at("ERROR", "] appending to state file", 1);
     daemon.wait_log(
         "No space left on device (os error 28); keeping the records",
         1,
@@ -349,8 +349,8 @@ fn slack_down_while_a_thousand_services_flap_delivers_every_event_in_order_in_fe
     let posts = attempts.iter().filter(|a| a.status == 200).count();
     let chars: usize = lines.iter().map(|l| l.len() + 1).sum();
     let longest = lines.iter().map(|l| l.len() + 1).max().unwrap();
-    let fewest = chars.div_ceil(procjon::notifier::MAX_POST_CHARS);
-    let bound = chars.div_ceil(procjon::notifier::MAX_POST_CHARS - longest);
+    let fewest = chars.div_ceil(procjon::MAX_POST_CHARS);
+    let bound = chars.div_ceil(procjon::MAX_POST_CHARS - longest);
     eprintln!("{total} events in {posts} posts ({chars} characters; full posts would be {fewest})");
     assert!(posts <= bound, "{posts} posts for {total} events");
     daemon.wait_delivered(total);

@@ -159,13 +159,13 @@ fn version_names_the_build() {
         .expect("running procjonagent --version");
     assert!(out.status.success());
     let line = String::from_utf8_lossy(&out.stdout);
-    let expected = procjon::cli::version_of("procjonagent", env!("CARGO_PKG_VERSION"));
+    let expected = procjon::version_of("procjonagent", env!("CARGO_PKG_VERSION"));
     assert_eq!(line.trim(), expected);
     assert!(
         line.starts_with(&format!("procjonagent {}", env!("CARGO_PKG_VERSION"))),
         "{line}"
     );
-    if !procjon::cli::GIT_REVISION.is_empty() {
+    if !procjon::GIT_REVISION.is_empty() {
         assert!(line.contains("(git "), "{line}");
     }
 }

@@ -222,6 +222,27 @@ impl Daemon {
         }
     }
 
+    /// Waits until the log holds `times` lines at `level` (e.g. `ERROR`)
+    /// that contain `needle`, whichever module wrote them.
+    #[track_caller]
+    pub fn wait_log_at(&self, level: &str, needle: &str, times: usize) {
+        let start = Instant::now();
+        let level = format!(" {level} ");
+        let count = |log: &str| {
+            log.lines()
+                .filter(|line| line.contains(&level) && line.contains(needle))
+                .count()
+        };
+        while count(&self.log()) < times {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{needle:?} not {times} times at{level}in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The process id of the daemon.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -1,0 +1,96 @@
+//! One shared copy of equal status lists and owners. Most services of a
+//! deployment register the same few status lists (every agent of a kind has
+//! the same) under the same few certificate identities; the replay and the
+//! registry hand each definition the shared copy instead of its own.
+//!
+//! Copies nobody else holds any more are dropped now and then, so a peer
+//! that keeps registering new status lists can't grow the sets for ever.
+
+use super::Definition;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The shared copies. Owned by the replay, then by the registry (under its
+/// write lock).
+#[derive(Debug, Default)]
+pub struct Interner {
+    statuses: HashSet<Arc<[String]>>,
+    owners: HashSet<Arc<str>>,
+    /// Set sizes at which unused copies are dropped next.
+    prune_at: usize,
+}
+
+/// Least set size before unused copies are looked for.
+const PRUNE_FLOOR: usize = 64;
+
+impl Interner {
+    /// The shared copy of `statuses`.
+    pub fn statuses(&mut self, statuses: &[String]) -> Arc<[String]> {
+        if let Some(shared) = self.statuses.get(statuses) {
+            return shared.clone();
+        }
+        self.prune();
+        let shared: Arc<[String]> = Arc::from(statuses);
+        self.statuses.insert(shared.clone());
+        shared
+    }
+
+    /// The shared copy of owner `identity`.
+    pub fn owner(&mut self, identity: &str) -> Arc<str> {
+        if let Some(shared) = self.owners.get(identity) {
+            return shared.clone();
+        }
+        self.prune();
+        let shared: Arc<str> = Arc::from(identity);
+        self.owners.insert(shared.clone());
+        shared
+    }
+
+    /// Replaces `definition`'s status list and owner with the shared copies.
+    pub fn share(&mut self, definition: &mut Definition) {
+        definition.statuses = self.statuses(&definition.statuses);
+        if let Some(owner) = &definition.owner {
+            definition.owner = Some(self.owner(owner));
+        }
+    }
+
+    /// Drops the copies only the sets hold, once the sets have doubled
+    /// since the last time: amortized constant work per insert.
+    fn prune(&mut self) {
+        let size = self.statuses.len() + self.owners.len();
+        if size < self.prune_at.max(PRUNE_FLOOR) {
+            return;
+        }
+        self.statuses.retain(|s| Arc::strong_count(s) > 1);
+        self.owners.retain(|o| Arc::strong_count(o) > 1);
+        self.prune_at = 2 * (self.statuses.len() + self.owners.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_lists_share_one_copy_and_unused_ones_go() {
+        let mut interner = Interner::default();
+        let a = interner.statuses(&["ok".into(), "bad".into()]);
+        let b = interner.statuses(&["ok".into(), "bad".into()]);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(
+            &interner.owner("team"),
+            &interner.owner("team")
+        ));
+        // Many lists nobody keeps: the set stays small.
+        for i in 0..10_000 {
+            drop(interner.statuses(&[format!("s{i}")]));
+        }
+        assert!(
+            interner.statuses.len() < 2 * PRUNE_FLOOR,
+            "{}",
+            interner.statuses.len()
+        );
+        // The one still held survives every pruning.
+        assert!(interner.statuses.contains(&a));
+    }
+}

@@ -1,0 +1,533 @@
+//! Replay: reads a state file top to bottom into a [`State`], refusing any
+//! line it can't trust with its line number and the reason. This is the
+//! parser people's hand edits meet, so every error says which line, what is
+//! wrong and what to do. Runs at start-up (on the main thread, before any
+//! other thread exists) and in `procjon check-state`; changes nothing.
+
+use super::record::{MAX_SEQ, compacted_lines, compacted_records};
+use super::{Announcement, Interner, Record, ServiceState, StoreError};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The replayed content of a state file.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Registered services by id.
+    pub services: HashMap<Arc<str>, ServiceState>,
+    /// Announcements not yet delivered, by `seq`.
+    pub outbox: BTreeMap<u64, Arc<Announcement>>,
+    /// The `seq` the next announcement gets.
+    pub next_seq: u64,
+    /// Lines in the file (records, not blank lines).
+    pub lines: u64,
+    /// The shared status lists and owners of the definitions.
+    pub(crate) interner: Interner,
+}
+
+impl State {
+    /// Applies one record. Definitions get the shared copies of their
+    /// status list and owner, announcements the service's own id.
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Register(mut definition) => {
+                self.interner.share(&mut definition);
+                match self.services.get_mut(&definition.service) {
+                    Some(state) => {
+                        definition.service = state.definition.service.clone();
+                        state.redefine(definition);
+                    }
+                    None => {
+                        let state = ServiceState {
+                            definition,
+                            last: None,
+                        };
+                        self.services
+                            .insert(state.definition.service.clone(), state);
+                    }
+                }
+            }
+            Record::Remove { service } => {
+                self.services.remove(service.as_str());
+            }
+            Record::Announce(mut announcement) => {
+                self.next_seq = self.next_seq.max(announcement.seq.saturating_add(1));
+                if let Some(state) = self.services.get_mut(&announcement.service) {
+                    if let Some(own) = Arc::get_mut(&mut announcement) {
+                        own.service = state.definition.service.clone();
+                    }
+                    state.announced(&announcement);
+                }
+                self.outbox.insert(announcement.seq, announcement);
+            }
+            Record::Delivered { seq } => {
+                self.outbox.remove(&seq);
+            }
+        }
+        self.lines += 1;
+    }
+
+    /// How many lines a compacted file would have.
+    pub fn live_lines(&self) -> u64 {
+        compacted_lines(self.services.values(), &self.outbox)
+    }
+
+    /// The records of a compacted file that replays to this same state (see
+    /// [`compacted_records`]), services sorted by id.
+    pub fn compacted(&self) -> Vec<Record> {
+        let mut services: Vec<&ServiceState> = self.services.values().collect();
+        services.sort_unstable_by(|a, b| a.definition.service.cmp(&b.definition.service));
+        compacted_records(services.into_iter(), &self.outbox)
+    }
+}
+
+/// The result of reading a state file.
+#[derive(Debug)]
+pub struct Replay {
+    /// The replayed state.
+    pub state: State,
+    /// Byte length of the good part of the file (everything but a torn last line).
+    pub good_len: u64,
+    /// A torn last line (crash mid-write), dropped: its 1-based line number.
+    pub torn_line: Option<u64>,
+    /// The last line is complete but has no `\n` (a hand edit); one is added before appending.
+    pub missing_newline: bool,
+}
+
+/// Reads and replays a state file without changing it, a line at a time. A
+/// missing file is an empty state.
+pub fn replay(path: &Path) -> Result<Replay, StoreError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return replay_bytes(path, b""),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "reading",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    replay_from(path, BufReader::with_capacity(1 << 16, file))
+}
+
+/// Replays the content of a state file held in memory; `path` only names it
+/// in errors. For the fuzz target and tests.
+pub fn replay_bytes(path: &Path, bytes: &[u8]) -> Result<Replay, StoreError> {
+    replay_from(path, bytes)
+}
+
+/// Replays lines read from `input`; `path` names the file in errors.
+fn replay_from(path: &Path, mut input: impl BufRead) -> Result<Replay, StoreError> {
+    let mut state = State::default();
+    let mut seen = Seqs::default();
+    let mut torn_line = None;
+    let mut missing_newline = false;
+    let mut offset = 0u64;
+    let mut number = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|source| StoreError::Io {
+                action: "reading",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let terminated = line.last() == Some(&b'\n');
+        let content = if terminated {
+            &line[..line.len() - 1]
+        } else {
+            &line[..]
+        };
+        let bad = |reason: String| StoreError::BadLine {
+            path: path.to_path_buf(),
+            line: number,
+            reason,
+        };
+        if !content.iter().all(u8::is_ascii_whitespace) {
+            match parse_record(content) {
+                Ok(record) => {
+                    check_record(&record, &state, &mut seen).map_err(bad)?;
+                    state.apply(record);
+                    missing_newline = !terminated;
+                }
+                Err(_) if !terminated => {
+                    torn_line = Some(number);
+                    break;
+                }
+                Err(reason) => return Err(bad(reason)),
+            }
+        }
+        offset += read as u64;
+    }
+    Ok(Replay {
+        state,
+        good_len: offset,
+        torn_line,
+        missing_newline,
+    })
+}
+
+/// A record's `op` alone (every other field skipped without allocating).
+#[derive(Deserialize)]
+struct Op<'a> {
+    #[serde(borrow)]
+    op: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The fields of a `remove` record.
+#[derive(Deserialize)]
+struct RemoveFields {
+    service: String,
+}
+
+/// The fields of a `delivered` record.
+#[derive(Deserialize)]
+struct DeliveredFields {
+    seq: u64,
+}
+
+/// Parses one line: the `op` first (off the start of the line when it is
+/// the first field, as procjon writes it; else by a pass that skips every
+/// other field), then the line straight into that op's fields. Same result
+/// as deserializing [`Record`] (an internally tagged enum; unknown fields,
+/// `op` included, are ignored) for any object, without serde buffering
+/// every line into an intermediate tree first (start-up is mostly this).
+pub(super) fn parse_record(line: &[u8]) -> Result<Record, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
+    // procjon writes `op` first: read it straight off the line when it is
+    // there (and nowhere else: a second `op` is an error serde reports).
+    let written = text
+        .strip_prefix(r#"{"op":""#)
+        .filter(|rest| !rest.contains(r#""op""#))
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(op, _)| op)
+        .filter(|op| !op.contains('\\'));
+    let op = match written {
+        Some(op) => std::borrow::Cow::Borrowed(op),
+        None => serde_json::from_str::<Op<'_>>(text)
+            .map_err(|e| field_error(&e))?
+            .op
+            .ok_or("missing field `op`")?,
+    };
+    let fields = match op.as_ref() {
+        "register" => serde_json::from_str(text).map(Record::Register),
+        "remove" => {
+            serde_json::from_str(text).map(|f: RemoveFields| Record::Remove { service: f.service })
+        }
+        "announce" => serde_json::from_str(text).map(|a| Record::Announce(Arc::new(a))),
+        "delivered" => {
+            serde_json::from_str(text).map(|f: DeliveredFields| Record::Delivered { seq: f.seq })
+        }
+        other => {
+            return Err(format!(
+                "unknown variant `{other}`, expected one of `register`, `remove`, `announce`, `delivered` \
+                 (op must be register, remove, announce or delivered)"
+            ));
+        }
+    };
+    fields.map_err(|e| field_error(&e))
+}
+
+/// serde's message without its "at line 1 column N" (a record is one line,
+/// and the error names the file's line already), with the column kept.
+fn field_error(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let position = format!(" at line {} column {}", err.line(), err.column());
+    match text.strip_suffix(&position) {
+        Some(message) => format!("{message} (column {})", err.column()),
+        None => text,
+    }
+}
+
+/// The announcement `seq`s a replay has seen. procjon writes them in
+/// increasing order, so each new one goes on the end of a sorted vector,
+/// found again by binary search (cheaper than hashing each); a hand-edited
+/// file with one out of order switches to a hash set.
+#[derive(Default)]
+struct Seqs {
+    sorted: Vec<u64>,
+    unordered: Option<HashSet<u64>>,
+}
+
+impl Seqs {
+    /// Adds `seq`; `false` when it was seen before.
+    fn insert(&mut self, seq: u64) -> bool {
+        if let Some(set) = &mut self.unordered {
+            return set.insert(seq);
+        }
+        match self.sorted.last() {
+            Some(&last) if seq <= last => {
+                if self.sorted.binary_search(&seq).is_ok() {
+                    return false;
+                }
+                let mut set: HashSet<u64> = self.sorted.drain(..).collect();
+                set.insert(seq);
+                self.unordered = Some(set);
+                true
+            }
+            _ => {
+                self.sorted.push(seq);
+                true
+            }
+        }
+    }
+}
+
+/// Checks what serde can't: a definition's limits and unique `seq`s.
+fn check_record(record: &Record, state: &State, seen: &mut Seqs) -> Result<(), String> {
+    match record {
+        Record::Register(definition) => {
+            definition.validate().map_err(|e| e.message)?;
+            match &definition.owner {
+                Some(owner) if owner.is_empty() => Err(
+                    "owner is empty; remove the field to let the next agent adopt the service"
+                        .into(),
+                ),
+                _ => Ok(()),
+            }
+        }
+        Record::Announce(a) => {
+            if a.seq >= MAX_SEQ {
+                return Err(format!(
+                    "seq {} is too large; it must be below {MAX_SEQ} (2^53)",
+                    a.seq
+                ));
+            }
+            if !seen.insert(a.seq) {
+                return Err(format!(
+                    "seq {} is used by an earlier announce line; each needs its own",
+                    a.seq
+                ));
+            }
+            if a.text.contains('\n') {
+                return Err("text must be one line".into());
+            }
+            match state.services.get(&a.service) {
+                Some(s) if a.status >= s.definition.status_count() => Err(format!(
+                    "status {} is out of range for service {} ({} statuses registered)",
+                    a.status,
+                    a.service,
+                    s.definition.status_count()
+                )),
+                _ => Ok(()),
+            }
+        }
+        Record::Remove { .. } | Record::Delivered { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Definition;
+
+    fn reg(service: &str, statuses: &[&str]) -> Record {
+        Record::Register(Definition {
+            service: service.into(),
+            timeout_s: 10.0,
+            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            owner: Some("team-a".into()),
+        })
+    }
+
+    fn announce(seq: u64, service: &str, available: bool, status: u64) -> Record {
+        Record::Announce(Arc::new(Announcement {
+            seq,
+            service: service.into(),
+            available,
+            status,
+            text: format!("{service} event {seq}"),
+            at: String::new(),
+        }))
+    }
+
+    fn replay_str(text: &str) -> Result<Replay, StoreError> {
+        replay_bytes(Path::new("state.jsonl"), text.as_bytes())
+    }
+
+    #[test]
+    fn replays_hand_written_lines() {
+        let text = r#"{"op":"register","service":"web-1","timeout_s":10,"statuses":["ok","degraded"]}
+
+{"op":"announce","seq":1,"service":"web-1","available":true,"status":0,"text":"web-1 is available","at":"2026-11-23T11:00:00Z"}
+{"op":"announce","seq":2,"service":"web-1","available":true,"status":1,"text":"web-1 status changed to degraded (was ok)"}
+{"op":"delivered","seq":1}
+{"op":"register","service":"db","timeout_s":0.5,"statuses":["ok"]}
+{"op":"register","service":"gone","timeout_s":1,"statuses":["ok"]}
+{"op":"remove","service":"gone"}
+"#;
+        let replay = replay_str(text).unwrap();
+        let state = replay.state;
+        assert_eq!(replay.torn_line, None);
+        assert_eq!(state.services.len(), 2);
+        let web = &state.services["web-1"];
+        let last = web.last.as_ref().unwrap();
+        assert!(last.available);
+        assert_eq!(last.status, 1);
+        assert_eq!(state.services["db"].last, None);
+        assert_eq!(state.outbox.keys().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(state.next_seq, 3);
+        assert_eq!(state.lines, 7);
+    }
+
+    #[test]
+    fn seqs_find_repeats_in_order_and_out_of_order() {
+        let mut seqs = Seqs::default();
+        assert!(seqs.insert(3) && seqs.insert(7) && seqs.insert(9));
+        assert!(!seqs.insert(7), "a repeat behind the largest");
+        assert!(!seqs.insert(9), "a repeat of the largest");
+        assert!(seqs.unordered.is_none());
+        assert!(seqs.insert(5), "out of order, new");
+        assert!(seqs.unordered.is_some());
+        assert!(!seqs.insert(3) && !seqs.insert(5) && !seqs.insert(9));
+        assert!(seqs.insert(10) && !seqs.insert(10));
+    }
+
+    #[test]
+    fn parse_record_reads_what_the_tagged_enum_reads() {
+        for line in [
+            r#"{"op":"register","service":"a","timeout_s":1.5,"statuses":["ok","bad"],"x":[1]}"#,
+            r#"{"service":"a","timeout_s":2,"statuses":["ok"],"op":"register"}"#,
+            r#"{"op":"register","service":"a","timeout_s":0.1,"statuses":["ok"],"owner":"team-a"}"#,
+            r#"{"op":"remove","service":"a","note":"by hand"}"#,
+            r#"{"op":"remov\u0065","service":"a"}"#,
+            r#"{ "op" : "remove","service":"a"}"#,
+            r#"{"op":"announce","seq":3,"service":"a","available":false,"status":1,"text":"a \"x\"","at":"t"}"#,
+            r#"{"op":"announce","seq":4,"service":"a","available":true,"status":0,"text":"a"}"#,
+            r#"{"op":"delivered","seq":3}"#,
+        ] {
+            let tagged: Record = serde_json::from_str(line).unwrap();
+            assert_eq!(parse_record(line.as_bytes()).unwrap(), tagged, "{line}");
+        }
+        for line in [
+            r#"{"op":"register","service":"a","statuses":["ok"]}"#,
+            r#"{"op":"delivered"}"#,
+            r#"{"op":5}"#,
+            r#"{"op":"remove","service":"a","op":"delivered"}"#,
+            r#"[1]"#,
+        ] {
+            assert!(serde_json::from_str::<Record>(line).is_err(), "{line}");
+            assert!(parse_record(line.as_bytes()).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_but_a_bad_middle_line_is_an_error() {
+        let good =
+            "{\"op\":\"register\",\"service\":\"a\",\"timeout_s\":1,\"statuses\":[\"ok\"]}\n";
+        let torn = format!("{good}{{\"op\":\"announce\",\"seq\":1,\"serv");
+        let replay = replay_str(&torn).unwrap();
+        assert_eq!(replay.torn_line, Some(2));
+        assert_eq!(replay.good_len, good.len() as u64);
+        assert_eq!(replay.state.services.len(), 1);
+
+        let bad_middle = format!("{good}{{\"op\":\"register\"}}\n{good}");
+        let err = replay_str(&bad_middle).unwrap_err().to_string();
+        assert!(err.starts_with("state file state.jsonl line 2: "), "{err}");
+
+        let bad_last_with_newline = format!("{good}nonsense\n");
+        let err = replay_str(&bad_last_with_newline).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+
+        let complete_without_newline = good.trim_end();
+        let replay = replay_str(complete_without_newline).unwrap();
+        assert!(replay.missing_newline);
+        assert_eq!(replay.state.services.len(), 1);
+    }
+
+    #[test]
+    fn refuses_invalid_records_with_reasons() {
+        for (text, needle) in [
+            (
+                r#"{"op":"register","service":"a b","timeout_s":1,"statuses":["ok"]}"#,
+                "character",
+            ),
+            (
+                r#"{"op":"register","service":"a","timeout_s":0,"statuses":["ok"]}"#,
+                "timeout_s",
+            ),
+            (
+                r#"{"op":"register","service":"a","timeout_s":1,"statuses":[]}"#,
+                "statuses",
+            ),
+            (r#"{"op":"frobnicate","service":"a"}"#, "op must be"),
+            (r#"{"service":"a"}"#, "op"),
+            ("\u{0}\u{1}", "expected"),
+        ] {
+            let err = replay_str(&format!("{text}\n")).unwrap_err().to_string();
+            assert!(
+                err.contains("line 1") && err.contains(needle),
+                "{text}: {err}"
+            );
+        }
+        let dup = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&announce(1, "a", true, 0)).unwrap(),
+            serde_json::to_string(&announce(1, "b", true, 0)).unwrap()
+        );
+        let err = replay_str(&dup).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("seq 1"), "{err}");
+        // Found by hand-editing: seq u64::MAX made the next announcement overflow.
+        let huge = format!(
+            "{}\n",
+            serde_json::to_string(&announce(u64::MAX, "a", true, 0)).unwrap()
+        );
+        let err = replay_str(&huge).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn compaction_replays_to_the_same_state() {
+        let mut state = State::default();
+        let records = vec![
+            reg("a", &["ok", "bad"]),
+            reg("b", &["ok"]),
+            announce(1, "a", true, 0),
+            announce(2, "a", true, 1),
+            Record::Delivered { seq: 1 },
+            announce(3, "b", true, 0),
+            Record::Delivered { seq: 3 },
+            announce(4, "b", false, 0),
+            Record::Delivered { seq: 4 },
+            reg("c", &["ok"]),
+            announce(5, "c", true, 0),
+            Record::Remove {
+                service: "c".into(),
+            },
+            reg("c", &["ok"]),
+        ];
+        for record in &records {
+            state.apply(record.clone());
+        }
+        let compacted = state.compacted();
+        assert_eq!(compacted.len() as u64, state.live_lines());
+        let mut again = State::default();
+        for record in compacted {
+            again.apply(record);
+        }
+        assert_eq!(again.services, state.services);
+        assert_eq!(again.outbox, state.outbox);
+        assert_eq!(again.next_seq, state.next_seq);
+        // The orphaned pending announcement of the removed "c" is kept but sets no state.
+        assert!(again.outbox.contains_key(&5));
+        assert_eq!(again.services["c"].last, None);
+    }
+
+    #[test]
+    fn reregistering_with_fewer_statuses_resets_the_status() {
+        let mut state = State::default();
+        state.apply(reg("a", &["ok", "bad"]));
+        state.apply(announce(1, "a", true, 1));
+        state.apply(reg("a", &["ok"]));
+        assert_eq!(state.services["a"].last.as_ref().unwrap().status, 0);
+    }
+}
