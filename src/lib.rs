@@ -88,6 +88,6 @@ pub use version::{GIT_REVISION, version_of};
 pub mod state_file {
     pub use crate::store::{
         Announcement, Definition, MAX_SEQ, Record, Replay, ServiceState, State, StoreError,
-        encode_record, replay, replay_bytes,
+        Timestamp, encode_record, replay, replay_bytes,
     };
 }

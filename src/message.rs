@@ -2,7 +2,7 @@
 //! These phrases are a contract with the people and scripts reading the
 //! channel: change them only by extending.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// `<id> is available`
 pub fn available(service: &str) -> String {
@@ -48,14 +48,6 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-/// The current time as RFC 3339 UTC with seconds, e.g. `2026-11-23T11:04:55Z`.
-pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
 /// Formats Unix seconds as RFC 3339 UTC.
 pub fn rfc3339(unix_secs: u64) -> String {
     let days = (unix_secs / 86_400) as i64;
@@ -76,6 +68,48 @@ pub fn rfc3339(unix_secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Reads RFC 3339 UTC to the second (`2026-11-23T11:04:55Z`) as Unix
+/// seconds; `None` for anything else. Lenient about day ranges: callers
+/// that need the exact text back compare it with [`rfc3339`] of the result.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of [`rfc3339`].
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
 }
 
 #[cfg(test)]
@@ -116,5 +150,16 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_431_895), "2026-11-23T11:04:55Z");
+        for secs in [0, 951_782_400, 1_795_431_895, 4_102_444_799, 86_399] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        for bad in [
+            "2026-11-23T11:04:55",
+            "2026-13-01T00:00:00Z",
+            "20x6-11-23T11:04:55Z",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

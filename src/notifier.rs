@@ -344,7 +344,7 @@ mod tests {
             available: true,
             status: 0,
             text: format!("{service} is available"),
-            at: String::new(),
+            at: Default::default(),
         })
     }
 

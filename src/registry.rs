@@ -23,6 +23,7 @@ use crate::frame::{ErrorCode, FrameError, Registration};
 use crate::message;
 use crate::store::{
     Announcement, Definition, Durable, Interner, LiveState, Record, ServiceState, StoreCmd,
+    Timestamp,
 };
 use crate::timer::{Deadline, TimerHandle};
 use std::collections::HashMap;
@@ -161,8 +162,8 @@ impl Service {
                 .saved
                 .last
                 .as_ref()
-                .map(|last| last.at.clone())
-                .filter(|at| !at.is_empty()),
+                .filter(|last| !last.at.is_empty())
+                .map(|last| last.at.to_string()),
         }
     }
 
@@ -217,7 +218,7 @@ impl Service {
             available,
             status,
             text,
-            at: message::now_rfc3339(),
+            at: Timestamp::now(),
         });
         self.saved.last = Some(announcement.clone());
         announcement
@@ -249,16 +250,21 @@ struct Timers {
 }
 
 impl Timers {
+    /// A deadline for `service` at `at`, with a new generation.
+    fn deadline(&mut self, service: &Arc<str>, at: Instant) -> Deadline {
+        Deadline {
+            at,
+            service: service.clone(),
+            generation: take(&mut self.next_generation),
+        }
+    }
+
     /// Asks the timer to look at `service` at `at`; returns the generation
     /// to keep in the service.
     fn arm(&mut self, service: &Arc<str>, at: Instant) -> u64 {
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        self.handle.arm(Deadline {
-            at,
-            service: service.clone(),
-            generation,
-        });
+        let deadline = self.deadline(service, at);
+        let generation = deadline.generation;
+        self.handle.arm(deadline);
         generation
     }
 }
@@ -474,6 +480,12 @@ impl Registry {
             next_generation: 1,
         };
         let mut services = HashMap::with_capacity(restored.services.len());
+        let available = restored
+            .services
+            .values()
+            .filter(|s| Availability::of(s) == Availability::Available)
+            .count();
+        let mut deadlines = Vec::with_capacity(available);
         let mut longest = Duration::ZERO;
         for (id, saved) in restored.services {
             let mut service = Service::new(saved);
@@ -481,10 +493,13 @@ impl Registry {
             if service.availability() == Availability::Available {
                 // No ping since start-up: its timeout runs from the epoch
                 // (start-up), and the API shows no last ping.
-                service.timer_generation = timers.arm(&id, started + service.timeout());
+                let deadline = timers.deadline(&id, started + service.timeout());
+                service.timer_generation = deadline.generation;
+                deadlines.push(deadline);
             }
             services.insert(id, service);
         }
+        timers.handle.arm_all(deadlines);
         let inner = Inner {
             epoch: started,
             services,

@@ -83,6 +83,23 @@ impl TimerHandle {
         }
     }
 
+    /// Asks the timer to look at many services at once (start-up). The
+    /// vector becomes the timer's heap when it has none yet, without a copy.
+    pub fn arm_all(&self, deadlines: Vec<Deadline>) {
+        let mut inbox = self
+            .shared
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if inbox.pending.is_empty() {
+            inbox.pending = deadlines;
+        } else {
+            inbox.pending.extend(deadlines);
+        }
+        drop(inbox);
+        self.shared.wake.notify_one();
+    }
+
     /// Makes [`TimerHandle::run`] return (the daemon's timer runs for
     /// ever; tests stop theirs).
     #[cfg(test)]
@@ -110,10 +127,15 @@ impl TimerHandle {
                     if inbox.stopped {
                         return;
                     }
-                    heap.extend(inbox.pending.drain(..).map(Reverse));
-                    // A burst (start-up arms every available service) must
-                    // not keep its capacity for ever.
-                    inbox.pending.shrink_to(PENDING_KEPT);
+                    if heap.is_empty() && inbox.pending.len() > PENDING_KEPT {
+                        // A burst (start-up arms every available service):
+                        // its buffer becomes the heap, in place.
+                        let burst = std::mem::take(&mut inbox.pending);
+                        heap = BinaryHeap::from(burst.into_iter().map(Reverse).collect::<Vec<_>>());
+                    } else {
+                        heap.extend(inbox.pending.drain(..).map(Reverse));
+                        inbox.pending.shrink_to(PENDING_KEPT);
+                    }
                     let now = Instant::now();
                     inbox = match heap.peek() {
                         Some(Reverse(first)) if first.at <= now => break,

@@ -11,11 +11,13 @@
 //!   failed append, compaction by rename.
 //! - [`writer`]: the store writer thread, which owns the file at run time.
 //! - [`interner`]: one shared copy of equal status lists and owners.
+//! - [`timestamp`]: an announcement's time, without a string each.
 
 mod file;
 mod interner;
 mod record;
 mod replay;
+mod timestamp;
 mod writer;
 
 pub use file::{StoreFile, open};
@@ -24,6 +26,7 @@ pub use record::{
     Announcement, Definition, MAX_SEQ, Record, ServiceState, compacted_records, encode_record,
 };
 pub use replay::{Replay, State, replay, replay_bytes};
+pub use timestamp::Timestamp;
 pub use writer::{Durable, LiveState, StoreCmd, StoreHealth, Writer, WriterLinks};
 
 use std::fmt;

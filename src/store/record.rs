@@ -10,6 +10,7 @@
 //! [`super::Interner`]). With 100,000 services that is most of procjon's
 //! memory.
 
+use super::Timestamp;
 use crate::frame::{self, FrameError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -96,7 +97,7 @@ pub struct Announcement {
     pub text: String,
     /// When it happened, UTC, RFC 3339 (for people; not interpreted).
     #[serde(default)]
-    pub at: String,
+    pub at: Timestamp,
 }
 
 /// Announcement `seq`s stay below 2^53: exact in every JSON tool (jq,

@@ -249,33 +249,44 @@ fn field_error(err: &serde_json::Error) -> String {
 }
 
 /// The announcement `seq`s a replay has seen. procjon writes them in
-/// increasing order, so each new one goes on the end of a sorted vector,
-/// found again by binary search (cheaper than hashing each); a hand-edited
-/// file with one out of order switches to a hash set.
+/// increasing order, one after the other, so those are kept as runs of
+/// consecutive numbers (a file of a million announcements is a handful of
+/// runs, not a million numbers); a seq below the largest one seen (a
+/// compacted or hand-edited file) goes into a hash set.
 #[derive(Default)]
 struct Seqs {
-    sorted: Vec<u64>,
-    unordered: Option<HashSet<u64>>,
+    /// Inclusive ranges, sorted and disjoint, of seqs each above every
+    /// seq before it.
+    runs: Vec<(u64, u64)>,
+    /// Seqs that came after a larger one.
+    unordered: HashSet<u64>,
 }
 
 impl Seqs {
     /// Adds `seq`; `false` when it was seen before.
     fn insert(&mut self, seq: u64) -> bool {
-        if let Some(set) = &mut self.unordered {
-            return set.insert(seq);
-        }
-        match self.sorted.last() {
-            Some(&last) if seq <= last => {
-                if self.sorted.binary_search(&seq).is_ok() {
-                    return false;
-                }
-                let mut set: HashSet<u64> = self.sorted.drain(..).collect();
-                set.insert(seq);
-                self.unordered = Some(set);
+        match self.runs.last_mut() {
+            Some((_, end)) if seq == end.saturating_add(1) => {
+                *end = seq;
                 true
             }
+            Some(&mut (_, end)) if seq <= end => {
+                let in_run = self
+                    .runs
+                    .binary_search_by(|&(first, last)| {
+                        if last < seq {
+                            std::cmp::Ordering::Less
+                        } else if first > seq {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Equal
+                        }
+                    })
+                    .is_ok();
+                !in_run && self.unordered.insert(seq)
+            }
             _ => {
-                self.sorted.push(seq);
+                self.runs.push((seq, seq));
                 true
             }
         }
@@ -346,7 +357,7 @@ mod tests {
             available,
             status,
             text: format!("{service} event {seq}"),
-            at: String::new(),
+            at: Default::default(),
         }))
     }
 
@@ -385,11 +396,16 @@ mod tests {
         assert!(seqs.insert(3) && seqs.insert(7) && seqs.insert(9));
         assert!(!seqs.insert(7), "a repeat behind the largest");
         assert!(!seqs.insert(9), "a repeat of the largest");
-        assert!(seqs.unordered.is_none());
+        assert!(seqs.unordered.is_empty());
         assert!(seqs.insert(5), "out of order, new");
-        assert!(seqs.unordered.is_some());
+        assert!(!seqs.unordered.is_empty());
         assert!(!seqs.insert(3) && !seqs.insert(5) && !seqs.insert(9));
         assert!(seqs.insert(10) && !seqs.insert(10));
+        // Consecutive seqs make one run.
+        let mut seqs = Seqs::default();
+        assert!((1..=1000).all(|seq| seqs.insert(seq)));
+        assert_eq!(seqs.runs, [(1, 1000)]);
+        assert!(!seqs.insert(1) && !seqs.insert(500) && seqs.insert(1002) && !seqs.insert(1002));
     }
 
     #[test]
