@@ -1,7 +1,7 @@
 //! The JSON shapes of the HTTP status API (`/api/services`), shared by the
 //! server side (the `http` request threads build them from registry
-//! snapshots) and the `procjon status` client (which reads them back). See
-//! `docs/http.md` for the field reference.
+//! snapshots) and the `procjon status` client (which reads them back). The
+//! README's "Status over HTTP" section is the field reference.
 
 use crate::registry::ServiceView;
 use serde::{Deserialize, Serialize};

@@ -320,9 +320,8 @@ fn read_loop<'a>(
 /// [`PingBatch`](crate::registry::PingBatch) (one hold of the registry's
 /// read lock), and appends their replies to `out`; returns how many were
 /// accepted. Parsing happens before, outside the lock, so that connection
-/// threads contend only for the lookups themselves: with the lock taken per
-/// ping, or held while parsing, it was what bounded throughput. Refusals are
-/// logged after the lock is released.
+/// threads contend only for the lookups themselves. Refusals are logged
+/// after the lock is released.
 fn apply_pings(
     pending: &mut Vec<(&str, u64)>,
     received: Instant,

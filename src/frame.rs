@@ -254,7 +254,7 @@ impl ServerFrame {
 /// `{"type":"ping","service":"ID","status":N}`, without serde and without
 /// allocating: the id is borrowed from the line. Pings are nearly every frame
 /// procjon reads, and serde's general path (field matching, an owned string
-/// per field) was most of a ping's CPU cost. Anything else (other field
+/// per field) costs several times more. Anything else (other field
 /// order, spaces, escapes, a number or id the general path would refuse) is
 /// `None` and goes the general way, so the result is always the same as
 /// [`ClientFrame::decode`]'s.
@@ -284,7 +284,7 @@ pub fn canonical_ping(line: &[u8]) -> Option<(&str, u64)> {
 }
 
 /// The index of the first `byte` in `haystack`, eight bytes at a time.
-/// Finding line ends was the largest part of a connection thread's own work.
+/// Finding line ends is a large part of a connection thread's own work.
 pub fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);

@@ -31,9 +31,9 @@ pub struct NotifyStats {
     /// Announcements waiting to be delivered.
     pub pending: AtomicU64,
     /// Announcements waiting to be delivered, by service id. Updated by the
-    /// notifier thread for what enters and leaves its queue (never recounted:
-    /// with a long queue that was most of the time between two posts); read
-    /// by the HTTP status endpoint.
+    /// notifier thread for what enters and leaves its queue, never recounted
+    /// (with a long queue a recount costs more than a post); read by the
+    /// HTTP status endpoint.
     pending_by_service: Mutex<HashMap<Arc<str>, u64>>,
 }
 
