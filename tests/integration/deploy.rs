@@ -9,7 +9,7 @@
 //! Tests that need a tool or a namespace this machine lacks print why and
 //! pass.
 
-use crate::support::daemon::BIN;
+use crate::support::daemon::binary;
 use crate::support::{Daemon, FakeSlack, TempDir};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -629,7 +629,7 @@ fn names_resolve(procjon: &Path, agent: Option<&Path>, nsswitch: Option<&str>) {
 
 #[test]
 fn webhook_and_endpoint_names_resolve_from_etc_hosts() {
-    names_resolve(Path::new(BIN), None, None);
+    names_resolve(binary(), None, None);
 }
 
 /// `scripts/build-static.sh`, then its binaries: static, stripped, their

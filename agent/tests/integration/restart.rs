@@ -2,12 +2,12 @@
 //! by itself after a restart, waits for a procjon that isn't up yet, and
 //! keeps checking while disconnected.
 
-use crate::support::{AgentCommand, Procjon, Scene, TempDir, free_port, wait_for};
+use crate::support::{AgentCommand, Scene, TempDir, free_port, procjon, wait_for};
 use std::time::Duration;
 
 #[test]
 fn agent_reconnects_after_procjon_restarts() {
-    let mut scene = Scene::new();
+    let scene = Scene::new();
     let agent = scene
         .agent("web-1")
         .timing("3", "0.2")
@@ -16,8 +16,7 @@ fn agent_reconnects_after_procjon_restarts() {
     scene.procjon.stdout.expect_line("web-1 is available");
     agent.stderr.expect_containing("registered web-1");
 
-    scene.procjon.kill();
-    let restarted = Procjon::start_on(&scene.dir, scene.procjon.port);
+    let restarted = scene.procjon.restart();
     agent.stderr.expect_containing("connection to procjon at");
     agent.stderr.expect_containing("registered web-1");
     // The restart took less than the 3 s timeout and pings carry on: the
@@ -51,7 +50,7 @@ fn agent_waits_for_procjon_and_checks_meanwhile() {
     };
     wait_for("three checks while procjon is down", || runs() >= 3);
 
-    let procjon = Procjon::start_on(&dir, port);
+    let procjon = procjon(&dir).endpoint(format!("127.0.0.1:{port}")).start();
     procjon.stdout.expect_line("web-1 is available");
     procjon
         .stdout

@@ -1,129 +1,20 @@
-//! Test support: temp dirs, certificates, the daemon under test, a protocol
-//! client and a fake Slack webhook.
+//! Test support for the daemon's tests: a protocol client, a hand-driven
+//! TLS client, HTTP requests and checkers, and reproducible randomness.
+//! What the agent's tests need too (temp dirs, certificates, the daemon
+//! under test, the fake Slack, waiting) lives in the `procjon-test-support`
+//! crate (`tests/support/`) and is re-exported here.
 
 #![allow(dead_code)]
 
 pub mod client;
-pub mod daemon;
 pub mod http;
 pub mod raw;
-pub mod slack;
-
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 pub use client::Client;
-pub use daemon::Daemon;
 pub use raw::RawTls;
-pub use slack::FakeSlack;
-
-/// A directory removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "t-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Runs `scripts/gen-certs.sh DIR`.
-pub fn gen_certs(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-certs.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gen-certs.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Certificates shared by every test of this run.
-pub fn certs() -> &'static Path {
-    static CERTS: OnceLock<PathBuf> = OnceLock::new();
-    CERTS.get_or_init(|| {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("certs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        gen_certs(&dir);
-        dir
-    })
-}
-
-/// A further agent certificate `NAME.pem`/`NAME.key` (identity NAME) in
-/// [`certs`], made once per run with `gen-certs.sh --agent NAME`.
-pub fn agent_cert(name: &str) -> (PathBuf, PathBuf) {
-    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let dir = certs();
-    let mut made = MADE.lock().unwrap();
-    if !made.iter().any(|n| n == name) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-certs.sh");
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .arg(dir)
-            .args(["--agent", name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gen-certs.sh --agent failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        made.push(name.to_string());
-    }
-    (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key")),
-    )
-}
-
-/// Polls `check` every 10 ms until it is true; panics with `what` after `limit`.
-#[track_caller]
-pub fn wait_until(limit: Duration, what: &str, check: impl FnMut() -> bool) {
-    poll_until(limit, Duration::from_millis(10), what, check);
-}
-
-/// [`wait_until`] polling every `every`, for checks that cost something.
-#[track_caller]
-pub fn poll_until(limit: Duration, every: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(every);
-    }
-}
+pub use test_support::{
+    Daemon, FakeSlack, TempDir, agent_cert, certs, daemon, gen_certs, poll_until, slack, wait_until,
+};
 
 /// A xorshift64* generator: reproducible randomness without a crate.
 pub struct Rng(u64);

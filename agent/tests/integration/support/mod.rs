@@ -1,40 +1,20 @@
-//! Test support: temp dirs, certificates, the daemon and agent processes
-//! with their output, a fake Elasticsearch, and bounded waiting.
+//! Test support for the agent's tests: the agent's command line, a fake
+//! Elasticsearch, and a scene of a temp dir with a daemon in it. What
+//! procjon's own tests need too (temp dirs, certificates, the daemon under
+//! test, child output as lines, waiting) lives in the
+//! `procjon-test-support` crate (`tests/support/`) and is re-exported here.
 
 mod agent;
 mod fake_es;
-mod lines;
-mod procjon;
 mod scene;
-mod temp_dir;
 
 pub use agent::AgentCommand;
 pub use fake_es::{FakeEs, Health};
-pub use lines::Lines;
-pub use procjon::Procjon;
-pub use scene::Scene;
-pub use temp_dir::TempDir;
-
-use std::time::{Duration, Instant};
-
-/// How long to wait for something that should happen: generous, since the
-/// machine may be busy; a passing test never waits this long.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub use scene::{Scene, procjon};
+pub use test_support::{Lines, TempDir, WAIT, wait_for};
 
 /// A port that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     listener.local_addr().expect("local address").port()
-}
-
-/// Polls `condition` until it holds, or panics naming `what` after [`WAIT`].
-#[track_caller]
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    let mut pause = Duration::from_millis(5);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
 }

@@ -1,28 +1,39 @@
 //! A child's output, line by line: a reader thread sends each line to a
-//! channel that tests wait on, and keeps them all for failure reports.
+//! channel that tests wait on with timeouts, and keeps them all for
+//! failure reports and searches of the whole log.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The lines a child writes to one stream.
+use crate::WAIT;
+
+/// The lines a child writes to one stream (stdout or stderr).
 pub struct Lines {
     name: String,
     rx: Receiver<String>,
-    seen: Arc<Mutex<Vec<String>>>,
+    /// Every line so far, each ending in `\n`.
+    seen: Arc<Mutex<String>>,
 }
 
 impl Lines {
-    /// Starts reading `stream`; `name` labels failure reports.
+    /// Starts reading `stream` on a thread of its own; `name` labels
+    /// failure reports.
     pub fn collect(name: &str, stream: impl Read + Send + 'static) -> Lines {
         let (tx, rx) = mpsc::channel();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(String::new()));
         let keep = seen.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { return };
-                keep.lock().unwrap().push(line.clone());
+                {
+                    let mut seen = keep.lock().unwrap();
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                // The receiver may be gone: keep reading, so that the
+                // child never blocks on a full pipe.
                 let _ = tx.send(line);
             }
         });
@@ -33,9 +44,20 @@ impl Lines {
         }
     }
 
+    /// Every line so far, each ending in `\n`.
+    pub fn text(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
+
     /// Every line so far.
     pub fn all(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.text().lines().map(String::from).collect()
+    }
+
+    /// The next line not yet taken, waiting up to `limit`; an error on
+    /// timeout or once the stream has ended.
+    pub fn recv(&self, limit: Duration) -> Result<String, RecvTimeoutError> {
+        self.rx.recv_timeout(limit)
     }
 
     /// Waits up to `timeout` for the next line matching `matches`, skipping
@@ -51,12 +73,12 @@ impl Lines {
                 Err(RecvTimeoutError::Timeout) => panic!(
                     "{}: no line {what} within {timeout:?}; saw:\n{}",
                     self.name,
-                    self.all().join("\n")
+                    self.text()
                 ),
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "{}: stream ended without a line {what}; saw:\n{}",
                     self.name,
-                    self.all().join("\n")
+                    self.text()
                 ),
             }
         }
@@ -65,15 +87,13 @@ impl Lines {
     /// Waits for the line `line` exactly.
     #[track_caller]
     pub fn expect_line(&self, line: &str) -> String {
-        self.expect(&format!("{line:?}"), super::WAIT, |l| l == line)
+        self.expect(&format!("{line:?}"), WAIT, |l| l == line)
     }
 
     /// Waits for a line containing `text`.
     #[track_caller]
     pub fn expect_containing(&self, text: &str) -> String {
-        self.expect(&format!("containing {text:?}"), super::WAIT, |l| {
-            l.contains(text)
-        })
+        self.expect(&format!("containing {text:?}"), WAIT, |l| l.contains(text))
     }
 
     /// Waits for each of `lines`, in any order.
@@ -82,7 +102,7 @@ impl Lines {
         let mut missing: Vec<&str> = lines.to_vec();
         while !missing.is_empty() {
             let what = format!("among {missing:?}");
-            let line = self.expect(&what, super::WAIT, |l| missing.contains(&l));
+            let line = self.expect(&what, WAIT, |l| missing.contains(&l));
             missing.retain(|m| *m != line);
         }
     }
@@ -100,7 +120,7 @@ impl Lines {
         let prefix = format!("{service} status changed to ");
         for (step, change) in steps {
             apply(*step);
-            let line = self.expect(&format!("starting {prefix:?}"), super::WAIT, |l| {
+            let line = self.expect(&format!("starting {prefix:?}"), WAIT, |l| {
                 l.starts_with(&prefix)
             });
             assert_eq!(line, format!("{prefix}{change}"), "{}", self.report());
@@ -108,6 +128,7 @@ impl Lines {
     }
 
     /// Watches for `window`; returns the first line matching `matches`.
+    #[track_caller]
     pub fn first_within(&self, window: Duration, matches: impl Fn(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + window;
         loop {
@@ -119,26 +140,26 @@ impl Lines {
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "{}: stream ended while watching it; saw:\n{}",
                     self.name,
-                    self.all().join("\n")
+                    self.text()
                 ),
             }
         }
     }
 
-    /// Waits up to `timeout` for the stream to end (its writer exited).
+    /// Waits up to `timeout` for the stream to end (its writer exited),
+    /// taking the lines still unread.
     pub fn wait_closed(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(_) => {}
-                Err(_) => return,
+            if self.rx.recv_timeout(left).is_err() {
+                return;
             }
         }
     }
 
-    /// The report printed when a test fails.
+    /// The report printed when a test fails: the name, then every line.
     pub fn report(&self) -> String {
-        format!("--- {} ---\n{}", self.name, self.all().join("\n"))
+        format!("--- {} ---\n{}", self.name, self.text())
     }
 }

@@ -1,25 +1,32 @@
-//! A directory per test, removed when the test ends.
+//! A directory per test under the system temp dir, removed when the test
+//! ends, or kept for a post-mortem when it fails.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A fresh directory under the system temp dir; removed on drop.
+/// A fresh directory under the system temp dir: removed on drop, except
+/// while the thread is panicking (a failing test), when it is kept and its
+/// path printed.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     /// Makes a new, empty directory.
     pub fn new() -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
+        // The process id and a counter make the name unique among running
+        // tests; the clock, against a kept directory of an earlier run
+        // whose process id is reused.
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let path = std::env::temp_dir().join(format!(
-            "procjon-agent-test-{}-{}-{nanos}",
+            "procjon-test-{}-{}-{nanos}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&path).expect("creating a temp dir");
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()));
         TempDir(path)
     }
 
@@ -42,25 +49,26 @@ impl TempDir {
         std::fs::rename(&temp, self.join(name)).expect("renaming a test file");
     }
 
-    /// Makes certificates with `scripts/gen-certs.sh` in `certs/`.
+    /// Makes certificates of its own in `certs/` (see [`crate::gen_certs`]):
+    /// a CA no other test shares.
     pub fn with_certs(self) -> TempDir {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen-certs.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .arg(self.join("certs"))
-            .output()
-            .expect("running scripts/gen-certs.sh");
-        assert!(
-            out.status.success(),
-            "gen-certs.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::gen_certs(&self.join("certs"));
         self
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> TempDir {
+        TempDir::new()
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("kept {} for a post-mortem", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }

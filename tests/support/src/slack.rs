@@ -1,28 +1,43 @@
 //! A stand-in for a Slack incoming webhook on 127.0.0.1, built on tiny_http.
 //! Like Slack it takes `{"text": ...}` JSON and answers 200 `ok`; it can be
 //! told to fail with a status (500, 404, ...), with 429 and `Retry-After`,
-//! or to hang. Every attempt is recorded.
+//! or to hang. Every attempt is recorded, into a channel tests wait on.
+//! Threads: one serves the requests; a hanging answer gets one of its own.
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How the fake answers the next posts.
 #[derive(Clone, Debug)]
 pub enum Mode {
+    /// 200 `ok`, as Slack does.
     Ok,
+    /// This status (500, 404, ...) with the body `failed`.
     Status(u16),
-    TooMany { retry_after_s: u64 },
+    /// 429 with `Retry-After` in seconds.
+    TooMany {
+        /// The `Retry-After` value, in seconds.
+        retry_after_s: u64,
+    },
+    /// No answer for this long, then 200.
     Hang(Duration),
 }
 
+/// One post the fake received.
 #[derive(Clone, Debug)]
 pub struct Attempt {
+    /// The status the fake answered.
     pub status: u16,
+    /// The message's `text`.
     pub text: String,
+    /// When it arrived.
     pub at: Instant,
 }
 
+/// A running fake webhook; stops on drop.
 pub struct FakeSlack {
+    /// The webhook URL to give procjon (`http://127.0.0.1:PORT/services/...`).
     pub url: String,
     mode: Arc<Mutex<Mode>>,
     attempts: Receiver<Attempt>,
@@ -30,6 +45,7 @@ pub struct FakeSlack {
 }
 
 impl FakeSlack {
+    /// Starts the fake on a free loopback port, answering [`Mode::Ok`].
     pub fn start() -> FakeSlack {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
@@ -91,6 +107,7 @@ impl FakeSlack {
         }
     }
 
+    /// Changes how the next posts are answered.
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
     }
