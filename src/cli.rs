@@ -3,14 +3,20 @@
 //! codes (0 fine, 1 `procjon status` found a service not available, 2 a
 //! problem the user must fix).
 
-use crate::config::{Config, ConfigError, NotifyTuning, Sink, WebhookUrl};
+use crate::config::{Config, ConfigError, Liveness, NotifyTuning, Sink};
 use crate::registry::{Availability, Limits};
-use crate::settings::{DEFAULT_HTTP, Env, WEBHOOK_ENV, process_env, setting};
+use crate::secret_url::SecretUrl;
+use crate::settings::{
+    DEFAULT_HTTP, Env, HEARTBEAT_ENV, HEARTBEAT_WHAT, WEBHOOK_ENV, WEBHOOK_WHAT, process_env,
+    setting,
+};
+use crate::signal::Signal;
 use crate::version::version;
 use crate::{daemon, status, store};
 use argh::FromArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 #[derive(FromArgs, Debug)]
@@ -63,12 +69,38 @@ pub struct Args {
     /// address of the plain-HTTP status page, JSON API and metrics, or "off" (default $PROCJON_HTTP, else 127.0.0.1:9090)
     #[argh(option)]
     pub http: Option<String>,
+    /// URL of a dead man's switch (healthchecks.io, Uptime Kuma push, ...) to request every --heartbeat-interval while procjon is healthy, and URL/fail when it is not (default $PROCJON_HEARTBEAT_URL, else none)
+    #[argh(option)]
+    pub heartbeat_url: Option<String>,
+    /// seconds between two heartbeat requests (default 60)
+    #[argh(option, default = "60.0")]
+    pub heartbeat_interval: f64,
+    /// seconds the Slack webhook may fail before the heartbeat reports a failure (default 600)
+    #[argh(option, default = "600.0")]
+    pub heartbeat_fail_after: f64,
+    /// seconds procjon must have been down for the channel to hear that it is back (default twice --heartbeat-interval, at least 60); a planned stop is always told
+    #[argh(option)]
+    pub announce_downtime_after: Option<f64>,
+    /// seconds a stop (SIGTERM, SIGINT) waits for queued notifications to be delivered (default 5)
+    #[argh(option, default = "5.0")]
+    pub stop_timeout: f64,
+    /// seconds one of procjon's own threads may spend in one operation (a post, an fsync) before it counts as stalled: systemd's watchdog pings stop and the heartbeat fails (default 60)
+    #[argh(option, default = "60.0")]
+    pub stall_after: f64,
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
     #[argh(subcommand)]
     /// what to do instead of serving
     pub command: Option<Command>,
+}
+
+impl Args {
+    /// Whether these arguments run the daemon (rather than a subcommand or
+    /// `--version`), which is what takes signals.
+    pub fn serves(&self) -> bool {
+        self.command.is_none() && !self.version
+    }
 }
 
 #[derive(FromArgs, Debug)]
@@ -102,8 +134,10 @@ pub struct CheckStateArgs {
     pub path: PathBuf,
 }
 
-/// Runs what the arguments ask for and returns the process exit code.
-pub fn run(args: Args) -> ExitCode {
+/// Runs what the arguments ask for and returns the process exit code. The
+/// daemon takes the process's signals from `signals` (see [`Signal`]);
+/// other commands ignore it.
+pub fn run(args: Args, signals: Receiver<Signal>) -> ExitCode {
     if args.version {
         println!("{}", version());
         return ExitCode::SUCCESS;
@@ -113,7 +147,7 @@ pub fn run(args: Args) -> ExitCode {
         Some(Command::Status(status)) => {
             return status_table(&setting(status.http.as_deref(), "--http", &process_env));
         }
-        None => config(&args, &process_env).and_then(daemon::serve),
+        None => config(&args, &process_env).and_then(|config| daemon::serve(config, signals)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,7 +185,7 @@ fn config(args: &Args, env: Env<'_>) -> Result<Config, ConfigError> {
         .or_else(|| env(WEBHOOK_ENV))
         .filter(|url| !url.trim().is_empty());
     let sink = match webhook {
-        Some(url) => Sink::Slack(WebhookUrl::parse(&url)?),
+        Some(url) => Sink::Slack(SecretUrl::parse(&url, WEBHOOK_WHAT)?),
         None => Sink::Stdout,
     };
     let notify = NotifyTuning {
@@ -178,6 +212,31 @@ fn config(args: &Args, env: Env<'_>) -> Result<Config, ConfigError> {
         limits: Limits {
             max_services: at_least_one("--max-services", args.max_services as u64)? as usize,
         },
+        liveness: liveness(args, env)?,
+    })
+}
+
+/// The heartbeat, stop and stall settings.
+fn liveness(args: &Args, env: Env<'_>) -> Result<Liveness, ConfigError> {
+    let heartbeat_url = args
+        .heartbeat_url
+        .clone()
+        .or_else(|| env(HEARTBEAT_ENV))
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| SecretUrl::parse(&url, HEARTBEAT_WHAT))
+        .transpose()?;
+    let heartbeat_interval = seconds("--heartbeat-interval", args.heartbeat_interval, false)?;
+    let announce_downtime_after = match args.announce_downtime_after {
+        Some(s) => seconds("--announce-downtime-after", s, true)?,
+        None => (heartbeat_interval * 2).max(Duration::from_secs(60)),
+    };
+    Ok(Liveness {
+        heartbeat_url,
+        heartbeat_interval,
+        heartbeat_fail_after: seconds("--heartbeat-fail-after", args.heartbeat_fail_after, true)?,
+        announce_downtime_after,
+        stop_timeout: seconds("--stop-timeout", args.stop_timeout, true)?,
+        stall_after: seconds("--stall-after", args.stall_after, false)?,
     })
 }
 

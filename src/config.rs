@@ -2,6 +2,7 @@
 //! start-up. Built once by `cli` from the command line and environment; read
 //! by `daemon` while it wires the threads together.
 
+use crate::secret_url::SecretUrl;
 use crate::store::StoreError;
 use crate::tls::TlsError;
 use std::fmt;
@@ -37,6 +38,28 @@ pub struct Config {
     pub max_connections: u64,
     /// Registry limits (most services: default 100,000).
     pub limits: crate::registry::Limits,
+    /// Watching the watcher: heartbeat, stop and stall settings.
+    pub liveness: Liveness,
+}
+
+/// How procjon tells others it is alive, and how it stops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Liveness {
+    /// The dead man's switch to request while healthy (`URL/fail` when
+    /// not). Default: none.
+    pub heartbeat_url: Option<SecretUrl>,
+    /// Time between two heartbeat requests. Default 60 s.
+    pub heartbeat_interval: Duration,
+    /// How long the webhook may fail before the heartbeat says so. Default 10 min.
+    pub heartbeat_fail_after: Duration,
+    /// Least downtime the channel is told about at start-up. Default twice
+    /// the heartbeat interval, at least a minute.
+    pub announce_downtime_after: Duration,
+    /// How long a stop waits for queued notifications. Default 5 s.
+    pub stop_timeout: Duration,
+    /// How long a thread may be busy with one operation before it counts
+    /// as stalled. Default 60 s.
+    pub stall_after: Duration,
 }
 
 /// Where notifications are delivered.
@@ -45,7 +68,7 @@ pub enum Sink {
     /// Print each notification as one line on standard output.
     Stdout,
     /// Post to a Slack incoming webhook.
-    Slack(WebhookUrl),
+    Slack(SecretUrl),
 }
 
 /// Notifier timings.
@@ -72,56 +95,6 @@ impl Default for NotifyTuning {
     }
 }
 
-/// A webhook URL. It is a secret: `Debug` and `Display` show its host only.
-#[derive(Clone, PartialEq)]
-pub struct WebhookUrl(String);
-
-impl WebhookUrl {
-    /// Checks that `url` is an `http://` or `https://` URL with a host.
-    pub fn parse(url: &str) -> Result<WebhookUrl, ConfigError> {
-        let url = url.trim();
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| ConfigError::BadWebhook {
-                reason: "it must start with https:// (or http://)".into(),
-            })?;
-        let webhook = WebhookUrl(url.to_string());
-        if rest.is_empty() || webhook.host().is_empty() {
-            return Err(ConfigError::BadWebhook {
-                reason: "it has no host".into(),
-            });
-        }
-        Ok(webhook)
-    }
-
-    /// The full URL, for the HTTP client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The host (and port) part, safe to log.
-    pub fn host(&self) -> &str {
-        let rest = self.0.split_once("://").map_or("", |(_, rest)| rest);
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, host)| host)
-    }
-}
-
-impl fmt::Debug for WebhookUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WebhookUrl({}/…)", self.host())
-    }
-}
-
-impl fmt::Display for WebhookUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/…", self.host())
-    }
-}
-
 /// A problem that stops start-up (exit code 2).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -142,8 +115,10 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The webhook URL is unusable.
-    BadWebhook {
+    /// A URL (the webhook, the heartbeat) is unusable.
+    BadUrl {
+        /// Which URL, and where it came from.
+        what: &'static str,
         /// What is wrong with it (never the URL itself: it is a secret).
         reason: String,
     },
@@ -181,10 +156,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "serving HTTP status on {addr}: {source}; give a free HOST:PORT with --http, or --http off"
             ),
-            ConfigError::BadWebhook { reason } => write!(
-                f,
-                "Slack webhook URL (--slack-webhook or PROCJON_SLACK_WEBHOOK): {reason}"
-            ),
+            ConfigError::BadUrl { what, reason } => write!(f, "{what}: {reason}"),
             ConfigError::BadFlag { flag, reason } => write!(f, "{flag}: {reason}"),
             ConfigError::State(err) => err.fmt(f),
             ConfigError::Thread { name, source } => {
@@ -202,7 +174,7 @@ impl std::error::Error for ConfigError {
             | ConfigError::Thread { source, .. } => Some(source),
             ConfigError::State(err) => Some(err),
             ConfigError::Tls(err) => Some(err),
-            ConfigError::BadWebhook { .. } | ConfigError::BadFlag { .. } => None,
+            ConfigError::BadUrl { .. } | ConfigError::BadFlag { .. } => None,
         }
     }
 }
@@ -216,23 +188,5 @@ impl From<TlsError> for ConfigError {
 impl From<StoreError> for ConfigError {
     fn from(err: StoreError) -> Self {
         ConfigError::State(err)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_shows_host_only() {
-        let url = WebhookUrl::parse("https://hooks.slack.com/services/T000/B000/XXXX").unwrap();
-        assert_eq!(url.host(), "hooks.slack.com");
-        assert_eq!(format!("{url:?}"), "WebhookUrl(hooks.slack.com/…)");
-        assert!(!format!("{url}").contains("XXXX"));
-        let with_user = WebhookUrl::parse("http://user:pw@127.0.0.1:99/x").unwrap();
-        assert_eq!(with_user.host(), "127.0.0.1:99");
-        assert!(WebhookUrl::parse("ftp://x").is_err());
-        assert!(WebhookUrl::parse("https://").is_err());
-        assert!(WebhookUrl::parse("https:///path").is_err());
     }
 }

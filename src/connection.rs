@@ -9,8 +9,8 @@ use crate::tls;
 use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// Daemon-wide connection counters, for status reporting.
@@ -56,8 +56,12 @@ impl ConnectionStats {
 
 /// What every connection thread shares.
 pub struct Context {
-    /// TLS settings (client certificates required).
-    pub tls: Arc<ServerConfig>,
+    /// TLS settings (client certificates required); replaced as a whole on
+    /// SIGHUP. Each connection keeps the settings it started with.
+    pub tls: RwLock<Arc<ServerConfig>>,
+    /// Set when procjon stops: connections close at their next read, and
+    /// the listener stops accepting.
+    pub stopping: AtomicBool,
     /// The service registry.
     pub registry: Arc<Registry>,
     /// Counters.
@@ -79,6 +83,24 @@ pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const UNNAMED_IDENTITY: &str = "-";
 
 impl Context {
+    /// The TLS settings for a new connection.
+    pub fn tls(&self) -> Arc<ServerConfig> {
+        self.tls
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts new TLS settings in force for the connections that follow.
+    pub fn set_tls(&self, tls: Arc<ServerConfig>) {
+        *self.tls.write().unwrap_or_else(PoisonError::into_inner) = tls;
+    }
+
+    /// Whether procjon is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// The idle deadline in force now.
     fn idle_timeout(&self) -> Duration {
         self.idle_timeout
@@ -95,7 +117,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Serves one accepted connection until it closes. Never panics on peer input.
 pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let _ = stream.set_nodelay(true);
-    let mut conn = match ServerConnection::new(ctx.tls.clone()) {
+    let mut conn = match ServerConnection::new(ctx.tls()) {
         Ok(conn) => conn,
         Err(err) => {
             log::error!("{peer}: cannot start TLS: {err}");
@@ -133,6 +155,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     });
     let unread_input = matches!(result, Ok(Ended::TooLarge));
     match result {
+        Ok(Ended::Stopping) => log::debug!("{who}: closing: procjon is stopping"),
         Ok(_) => log::debug!("{who}: closed"),
         Err(err)
             if matches!(
@@ -193,6 +216,9 @@ enum Ended {
     /// A line over the limit: procjon answered `too_large` and closes,
     /// with the rest of the line unread.
     TooLarge,
+    /// procjon is stopping: what was read is not applied, and the agent
+    /// sends it again to the next procjon.
+    Stopping,
 }
 
 /// Who is on the other end: for log lines and ownership checks.
@@ -240,6 +266,7 @@ fn read_loop<'a>(
         before_read(stream);
         let n = match stream.read(&mut chunk) {
             Ok(0) => return Ok(Ended::ByPeer),
+            Ok(_) if ctx.is_stopping() => return Ok(Ended::Stopping),
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
@@ -375,7 +402,7 @@ fn handle(line: &[u8], identity: &str, ctx: &Context) -> Result<bool, FrameError
 /// Answers a connection over the cap with one `busy` line and closes it.
 /// Runs on the listener's single rejecter thread, never on a thread of its own.
 pub fn refuse_busy(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
-    let Ok(mut conn) = ServerConnection::new(ctx.tls.clone()) else {
+    let Ok(mut conn) = ServerConnection::new(ctx.tls()) else {
         return;
     };
     let mut sock = stream;

@@ -14,9 +14,11 @@
 //! after a pause, so the endpoint never goes away for good.
 
 use crate::api::{ApiError, ServiceStatus};
+use crate::cert_expiry::{CertExpiry, unix_now};
 use crate::config::ConfigError;
 use crate::connection::ConnectionStats;
 use crate::listener;
+use crate::message::rfc3339;
 use crate::metrics::{self, StateFileFacts};
 use crate::notifier::NotifyStats;
 use crate::registry::Registry;
@@ -53,7 +55,12 @@ pub struct StatusSources {
     pub store: Arc<StoreHealth>,
     /// The state file, to check it can still be opened for appending.
     pub state_path: PathBuf,
+    /// The server certificate's expiry.
+    pub cert: Arc<CertExpiry>,
 }
+
+/// The `/healthz` header that says when the server certificate expires.
+pub const CERTIFICATE_EXPIRES_HEADER: &str = "Procjon-Certificate-Expires";
 
 impl StatusSources {
     /// Why the state file is not writable, if it is not: the last append
@@ -148,7 +155,7 @@ struct Reply {
     content_type: &'static str,
     body: String,
     /// Extra headers, as (name, value).
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -191,7 +198,11 @@ fn respond(request: Request, reply: Reply) {
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
     ];
-    for (name, value) in headers.into_iter().chain(reply.headers) {
+    let extra = reply
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()));
+    for (name, value) in headers.into_iter().chain(extra) {
         if let Ok(header) = Header::from_bytes(name, value) {
             response.add_header(header);
         }
@@ -224,7 +235,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
     }
     if !matches!(method, Method::Get | Method::Head) {
         let mut reply = Reply::text(405, "method not allowed: use GET\n");
-        reply.headers.push(("Allow", "GET, HEAD"));
+        reply.headers.push(("Allow", "GET, HEAD".into()));
         return reply;
     }
     match path {
@@ -232,12 +243,23 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
             status: 200,
             content_type: "text/html; charset=utf-8",
             body: STATUS_PAGE.to_string(),
-            headers: vec![("Content-Security-Policy", PAGE_POLICY)],
+            headers: vec![("Content-Security-Policy", PAGE_POLICY.into())],
         },
-        "/healthz" => match sources.state_file_problem() {
-            None => Reply::text(200, "ok\n"),
-            Some(problem) => Reply::text(503, format!("{problem}\n")),
-        },
+        "/healthz" => {
+            let problem = sources
+                .state_file_problem()
+                .or_else(|| sources.cert.expired(unix_now()));
+            let mut reply = match problem {
+                None => Reply::text(200, "ok\n"),
+                Some(problem) => Reply::text(503, format!("{problem}\n")),
+            };
+            if let Some(not_after) = sources.cert.not_after() {
+                reply
+                    .headers
+                    .push((CERTIFICATE_EXPIRES_HEADER, rfc3339(not_after)));
+            }
+            reply
+        }
         "/metrics" => {
             let services = sources.registry.snapshot();
             let problem = sources.state_file_problem();
@@ -245,6 +267,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
                 services: &services,
                 connections: &sources.connections,
                 notify: &sources.notify,
+                certificate_expiry: sources.cert.not_after(),
                 state_file: StateFileFacts {
                     bytes: std::fs::metadata(&sources.state_path).ok().map(|m| m.len()),
                     lines: sources.store.lines.load(Ordering::Relaxed),

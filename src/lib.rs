@@ -61,26 +61,35 @@ pub mod api;
 pub mod frame;
 pub mod tls;
 
+mod cert_expiry;
 mod cli;
 mod config;
 mod connection;
 mod daemon;
+mod health;
+mod heartbeat;
 mod http;
 mod listener;
 mod message;
 mod metrics;
 mod notifier;
+mod progress;
 mod registry;
+mod secret_url;
 mod settings;
+mod signal;
 mod status;
 mod store;
+mod systemd;
 mod timer;
 mod version;
+mod watchdog;
 
 pub use cli::{Args, run};
 pub use frame::{ClientFrame, ErrorCode, FrameError, Registration, ServerFrame};
 pub use notifier::MAX_POST_CHARS;
 pub use settings::{ENVIRONMENT, SettingRow, process_env, setting_from};
+pub use signal::Signal;
 pub use version::{GIT_REVISION, version_of};
 
 /// The state file's records and their replay, for tools that read the file

@@ -43,9 +43,10 @@ pub fn bind_first(addr: &str) -> std::io::Result<TcpListener> {
 /// Connections over the cap waiting for the rejecter; more are just closed.
 const REJECT_QUEUE: usize = 64;
 
-/// Accepts connections forever. Over `--max-connections`, a connection is
-/// handed to one rejecter thread that answers `busy` and closes it: no
-/// thread and no buffers per refused connection.
+/// Accepts connections until procjon stops (see [`wake`]). Over
+/// `--max-connections`, a connection is handed to one rejecter thread that
+/// answers `busy` and closes it: no thread and no buffers per refused
+/// connection.
 pub fn run(listener: TcpListener, ctx: Arc<Context>) {
     let (reject, rejected) = std::sync::mpsc::sync_channel::<(TcpStream, SocketAddr)>(REJECT_QUEUE);
     let rejecter_ctx = ctx.clone();
@@ -67,6 +68,7 @@ pub fn run(listener: TcpListener, ctx: Arc<Context>) {
     let mut warned_full = false;
     loop {
         let (stream, peer) = match listener.accept() {
+            Ok(_) if ctx.is_stopping() => return,
             Ok(accepted) => accepted,
             Err(err) => {
                 log::warn!("accepting a connection: {err}; retrying shortly");
@@ -121,4 +123,15 @@ impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {
         self.0.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Wakes the accept loop at `addr` (after [`Context::stopping`] is set) by
+/// connecting to it, so that it sees the flag, returns and closes the port.
+pub fn wake(addr: SocketAddr) {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), Duration::from_secs(1));
 }

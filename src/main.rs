@@ -3,6 +3,7 @@
 use argh::FromArgs;
 use std::process::ExitCode;
 
+mod signal_wait;
 mod static_nss;
 
 fn main() -> ExitCode {
@@ -23,7 +24,13 @@ fn main() -> ExitCode {
             "glibc refused to restrict host lookups to /etc/hosts and DNS; using nsswitch.conf"
         );
     }
-    procjon::run(args)
+    let (signals, received) = std::sync::mpsc::channel();
+    if args.serves() && !signal_wait::forward(signals) {
+        log::warn!(
+            "cannot take SIGTERM, SIGINT and SIGHUP on a thread of their own: they stop procjon at once, and SIGHUP reloads nothing"
+        );
+    }
+    procjon::run(args, received)
 }
 
 /// Like `argh::from_env`, but a usage error exits 2 (a configuration

@@ -35,6 +35,8 @@ pub struct Inputs<'a> {
     pub notify: &'a NotifyStats,
     /// The state file.
     pub state_file: StateFileFacts,
+    /// When the server certificate expires (Unix seconds), if known.
+    pub certificate_expiry: Option<u64>,
 }
 
 /// Renders the exposition.
@@ -167,6 +169,15 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         u8::from(file.writable),
     );
 
+    if let Some(expiry) = inputs.certificate_expiry {
+        out.scalar(
+            "procjon_certificate_expiry_timestamp_seconds",
+            "gauge",
+            "When procjon's server certificate expires (Unix time); renew it and send SIGHUP before.",
+            expiry,
+        );
+    }
+
     out.family(
         "procjon_build_info",
         "gauge",
@@ -286,6 +297,7 @@ mod tests {
                 lines: 3,
                 writable: true,
             },
+            certificate_expiry: Some(2_000_000_000),
         });
         for line in [
             "procjon_service_up{service=\"db@eu-1/primary:5432\"} 1",
@@ -296,6 +308,7 @@ mod tests {
             "procjon_frames_rejected_total{code=\"bad_status\"} 0",
             "procjon_state_file_bytes 42",
             "procjon_state_file_writable 1",
+            "procjon_certificate_expiry_timestamp_seconds 2000000000",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

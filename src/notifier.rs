@@ -8,8 +8,10 @@
 //! errors, 5xx and 429 with exponential backoff honouring `Retry-After`, keeps
 //! events queued on other 4xx, and tells the store which ones were delivered.
 
-use crate::config::{NotifyTuning, Sink, WebhookUrl};
+use crate::config::{NotifyTuning, Sink};
 use crate::message::human_duration;
+use crate::progress::Progress;
+use crate::secret_url::SecretUrl;
 use crate::store::{Announcement, StoreCmd};
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -30,6 +32,9 @@ pub struct NotifyStats {
     pub failed: AtomicU64,
     /// Announcements waiting to be delivered.
     pub pending: AtomicU64,
+    /// When the current run of failed posts began (see
+    /// [`NotifyStats::failing_for`]); `None` while posts succeed.
+    failing_since: Mutex<Option<Instant>>,
     /// Announcements waiting to be delivered, by service id. Updated by the
     /// notifier thread for what enters and leaves its queue, never recounted
     /// (with a long queue a recount costs more than a post); read by the
@@ -38,6 +43,33 @@ pub struct NotifyStats {
 }
 
 impl NotifyStats {
+    /// How long posts have been failing without one success; `None` while
+    /// the last post worked (or none was made).
+    pub fn failing_for(&self) -> Option<Duration> {
+        let since = *self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        since.map(|since| since.elapsed())
+    }
+
+    /// Counts a failed post at `now`.
+    fn failed(&self, now: Instant) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(now);
+    }
+
+    /// Notes that a post worked.
+    fn succeeded(&self) {
+        *self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// Announcements waiting to be delivered, by service id (absent: none).
     pub fn pending_by_service(&self) -> HashMap<Arc<str>, u64> {
         let guard = self
@@ -106,6 +138,19 @@ pub struct Notifier {
     queue: VecDeque<Arc<Announcement>>,
     agent: ureq::Agent,
     stats: Arc<NotifyStats>,
+    progress: Arc<Progress>,
+}
+
+/// The channels and shared parts a [`Notifier`] works with.
+pub struct NotifierLinks {
+    /// Announcements from the store writer, once they are on disk.
+    pub inbox: Receiver<Vec<Arc<Announcement>>>,
+    /// Where deliveries are reported.
+    pub store: Sender<StoreCmd>,
+    /// Counters for status reporting.
+    pub stats: Arc<NotifyStats>,
+    /// Marks each post, so a post that never ends is seen.
+    pub progress: Arc<Progress>,
 }
 
 impl Notifier {
@@ -114,10 +159,14 @@ impl Notifier {
         sink: Sink,
         tuning: NotifyTuning,
         pending: Vec<Arc<Announcement>>,
-        inbox: Receiver<Vec<Arc<Announcement>>>,
-        store: Sender<StoreCmd>,
-        stats: Arc<NotifyStats>,
+        links: NotifierLinks,
     ) -> Notifier {
+        let NotifierLinks {
+            inbox,
+            store,
+            stats,
+            progress,
+        } = links;
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(tuning.timeout))
             .http_status_as_error(false)
@@ -143,6 +192,7 @@ impl Notifier {
             queue,
             agent,
             stats,
+            progress,
         }
     }
 
@@ -184,22 +234,28 @@ impl Notifier {
             }
 
             let (count, text) = self.next_post_text();
-            let outcome = self.deliver(&text);
+            let outcome = {
+                let _busy = self.progress.busy();
+                self.deliver(&text)
+            };
             let now = Instant::now();
             match outcome {
                 Outcome::Delivered => {
+                    // The store hears of it before the counts drop: a stop
+                    // that waits for no pending notification, then for the
+                    // store, finds the delivery marks written.
+                    let seqs: Vec<u64> = self.queue.range(..count).map(|a| a.seq).collect();
+                    let _ = self.store.send(StoreCmd::Delivered(seqs));
                     self.stats
                         .dequeued(self.queue.range(..count), self.queue.len() - count);
-                    let seqs: Vec<u64> = self.queue.drain(..count).map(|a| a.seq).collect();
-                    self.stats
-                        .sent
-                        .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-                    let _ = self.store.send(StoreCmd::Delivered(seqs));
+                    self.queue.drain(..count);
+                    self.stats.sent.fetch_add(count as u64, Ordering::Relaxed);
+                    self.stats.succeeded();
                     backoff = self.tuning.backoff;
                     next_post = now + self.tuning.interval;
                 }
                 Outcome::Retry { after, reason } => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failed(now);
                     let delay = after.unwrap_or(backoff).min(self.tuning.max_backoff);
                     log::warn!(
                         "posting to {}: {reason}; {} notifications kept, retrying in {}",
@@ -211,7 +267,7 @@ impl Notifier {
                     next_post = now + delay;
                 }
                 Outcome::Rejected { reason } => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failed(now);
                     log::error!(
                         "posting to {}: {reason}; the webhook URL looks wrong or revoked: fix --slack-webhook \
                          and restart. {} notifications kept, retrying in {}",
@@ -268,7 +324,7 @@ impl Notifier {
         }
     }
 
-    fn post(&self, url: &WebhookUrl, text: &str) -> Outcome {
+    fn post(&self, url: &SecretUrl, text: &str) -> Outcome {
         let body = serde_json::json!({ "text": slack_escape(text) }).to_string();
         let response = self
             .agent
@@ -280,7 +336,7 @@ impl Notifier {
             Err(err) => {
                 return Outcome::Retry {
                     after: None,
-                    reason: redact(&err.to_string(), url),
+                    reason: url.redact(&err.to_string()),
                 };
             }
         };
@@ -326,11 +382,6 @@ fn slack_escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// Removes the secret URL from an error message.
-fn redact(message: &str, url: &WebhookUrl) -> String {
-    message.replace(url.expose(), &url.to_string())
 }
 
 #[cfg(test)]

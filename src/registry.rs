@@ -621,6 +621,41 @@ impl Registry {
             .map(|s| s.view(inner.epoch, now))
     }
 
+    /// Announces something about procjon itself (it is back after being
+    /// down, its certificate expires): an announcement with the empty
+    /// service id, which no service can have.
+    pub fn announce_self(&self, text: String) {
+        let mut inner = self.lock();
+        let announcement = Arc::new(Announcement {
+            seq: take(&mut inner.next_seq),
+            service: Arc::from(""),
+            available: true,
+            status: 0,
+            text,
+            at: Timestamp::now(),
+        });
+        let sent = inner.send(StoreCmd::Append {
+            records: vec![Record::Announce(announcement)],
+            ack: None,
+        });
+        drop(inner);
+        if let Err(err) = sent {
+            log::error!("announcing: {err}");
+        }
+    }
+
+    /// How many services are registered, and how many of them are not
+    /// available.
+    pub fn summary(&self) -> (usize, usize) {
+        let inner = self.read();
+        let down = inner
+            .services
+            .values()
+            .filter(|s| s.availability() == Availability::NotAvailable)
+            .count();
+        (inner.services.len(), down)
+    }
+
     /// The largest timeout any service has registered (since start-up).
     pub fn longest_timeout(&self) -> Duration {
         Duration::from_millis(self.longest_timeout_ms.load(Ordering::Relaxed))

@@ -10,11 +10,20 @@ pub type SettingRow = (&'static str, &'static str, &'static str);
 /// Environment variable holding the Slack webhook URL (the original's name).
 pub const WEBHOOK_ENV: &str = "PROCJON_SLACK_WEBHOOK";
 
+/// How errors name the webhook URL.
+pub const WEBHOOK_WHAT: &str = "Slack webhook URL (--slack-webhook or PROCJON_SLACK_WEBHOOK)";
+
+/// Environment variable holding the heartbeat URL.
+pub const HEARTBEAT_ENV: &str = "PROCJON_HEARTBEAT_URL";
+
+/// How errors name the heartbeat URL.
+pub const HEARTBEAT_WHAT: &str = "heartbeat URL (--heartbeat-url or PROCJON_HEARTBEAT_URL)";
+
 /// The default `--http` address.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:9090";
 
 /// The daemon's settings that may come from the environment.
-pub const ENVIRONMENT: [SettingRow; 8] = [
+pub const ENVIRONMENT: [SettingRow; 9] = [
     ("--endpoint", "PROCJON_ENDPOINT", "localhost:8080"),
     ("--root-cert", "PROCJON_ROOT_CERT", ".certs/ca.pem"),
     ("--cert", "PROCJON_CERT", ".certs/procjon.pem"),
@@ -23,6 +32,7 @@ pub const ENVIRONMENT: [SettingRow; 8] = [
     ("--http", "PROCJON_HTTP", DEFAULT_HTTP),
     ("--log-level", "PROCJON_LOG_LEVEL", "info"),
     ("--slack-webhook", WEBHOOK_ENV, "(none: standard output)"),
+    ("--heartbeat-url", HEARTBEAT_ENV, "(none: no heartbeat)"),
 ];
 
 /// Where settings read environment variables from: the process environment

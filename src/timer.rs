@@ -100,9 +100,8 @@ impl TimerHandle {
         self.shared.wake.notify_one();
     }
 
-    /// Makes [`TimerHandle::run`] return (the daemon's timer runs for
-    /// ever; tests stop theirs).
-    #[cfg(test)]
+    /// Makes [`TimerHandle::run`] return: no deadline comes due after it
+    /// (procjon is stopping).
     pub fn stop(&self) {
         self.shared
             .inbox

@@ -317,6 +317,61 @@ fn subject_and_extensions(cert: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     Some((subject, extensions))
 }
 
+/// When a certificate stops being valid (its `notAfter`), as Unix seconds;
+/// `None` when it can't be read.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<u64> {
+    let (_, certificate, _) = der(cert.as_ref())?;
+    let (_, tbs, _) = der(certificate)?;
+    let mut fields = tbs;
+    let (tag, _, rest) = der(fields)?;
+    if tag == 0xa0 {
+        fields = rest; // explicit version
+    }
+    // serialNumber, signature, issuer
+    for _ in 0..3 {
+        fields = der(fields)?.2;
+    }
+    let (_, validity, _) = der(fields)?;
+    let (_, _, rest) = der(validity)?; // notBefore
+    let (tag, value, _) = der(rest)?;
+    der_time(tag, value)
+}
+
+/// A DER UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`, tag 0x18) as Unix seconds.
+fn der_time(tag: u8, value: &[u8]) -> Option<u64> {
+    if !value.is_ascii() {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let full = match (tag, text.len()) {
+        (0x17, 13) => {
+            // RFC 5280: two-digit years 50-99 are 19xx, 00-49 are 20xx.
+            let century = if text[..2].parse::<u8>().ok()? >= 50 {
+                "19"
+            } else {
+                "20"
+            };
+            format!("{century}{text}")
+        }
+        (0x18, 15) => text.to_string(),
+        _ => return None,
+    };
+    if full.as_bytes().get(14) != Some(&b'Z') {
+        return None;
+    }
+    let rfc3339 = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[0..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    );
+    crate::message::parse_rfc3339(&rfc3339)
+}
+
 fn common_name(mut subject: &[u8]) -> Option<String> {
     while let Some((_, rdn, next)) = der(subject) {
         let mut attributes = rdn;

@@ -36,6 +36,52 @@ pub enum Record {
         /// The announcement's sequence number.
         seq: u64,
     },
+    /// procjon was running at `at` (written every few seconds while it
+    /// runs; a compacted file keeps the last one).
+    Alive {
+        /// When, RFC 3339 UTC to the second.
+        at: Timestamp,
+    },
+    /// procjon stopped on purpose (SIGTERM or SIGINT) at `at`.
+    Stop {
+        /// When, RFC 3339 UTC to the second.
+        at: Timestamp,
+    },
+}
+
+/// When procjon was last known to run: its last `alive` or `stop` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastSeen {
+    /// Unix seconds.
+    pub at: u64,
+    /// It was a planned stop (`stop`), not just the last sign of life.
+    pub stopped: bool,
+}
+
+impl LastSeen {
+    /// What `record` says, if it is an `alive` or `stop` record with a time
+    /// procjon can read.
+    pub fn of(record: &Record) -> Option<LastSeen> {
+        let (at, stopped) = match record {
+            Record::Alive { at } => (at, false),
+            Record::Stop { at } => (at, true),
+            _ => return None,
+        };
+        match at {
+            Timestamp::Seconds(at) => Some(LastSeen { at: *at, stopped }),
+            Timestamp::Text(_) => None,
+        }
+    }
+
+    /// The record that says it.
+    pub fn record(self) -> Record {
+        let at = Timestamp::Seconds(self.at);
+        if self.stopped {
+            Record::Stop { at }
+        } else {
+            Record::Alive { at }
+        }
+    }
 }
 
 /// A service definition as stored: what the agent registered, plus the
@@ -147,15 +193,16 @@ pub fn encode_record(record: &Record, buf: &mut Vec<u8>) {
     }
 }
 
-/// The records of a compacted file that replays to `services` and
-/// `outbox`: outbox entries that are not a service's last announcement
-/// (they must not set any state, so they come before the registrations),
-/// then the registrations, then each service's last announcement, followed
-/// by its `delivered` record unless it is still in the outbox. Only
-/// reference counts are copied.
+/// The records of a compacted file that replays to `services`, `outbox`
+/// and `last_seen`: outbox entries that are not a service's last
+/// announcement (they must not set any state, so they come before the
+/// registrations), then the registrations, then each service's last
+/// announcement, followed by its `delivered` record unless it is still in
+/// the outbox, then the last sign of life. Only reference counts are copied.
 pub fn compacted_records<'a>(
     services: impl Iterator<Item = &'a ServiceState> + Clone,
     outbox: &BTreeMap<u64, Arc<Announcement>>,
+    last_seen: Option<LastSeen>,
 ) -> Vec<Record> {
     let lasts: HashSet<u64> = services
         .clone()
@@ -179,6 +226,7 @@ pub fn compacted_records<'a>(
             }
         }
     }
+    records.extend(last_seen.map(LastSeen::record));
     records
 }
 
@@ -186,8 +234,9 @@ pub fn compacted_records<'a>(
 pub fn compacted_lines<'a>(
     services: impl Iterator<Item = &'a ServiceState>,
     outbox: &BTreeMap<u64, Arc<Announcement>>,
+    last_seen: Option<LastSeen>,
 ) -> u64 {
-    let mut lines = outbox.len() as u64;
+    let mut lines = outbox.len() as u64 + u64::from(last_seen.is_some());
     for state in services {
         lines += 1;
         if let Some(last) = &state.last {

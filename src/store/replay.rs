@@ -4,7 +4,8 @@
 //! wrong and what to do. Runs at start-up (on the main thread, before any
 //! other thread exists) and in `procjon check-state`; changes nothing.
 
-use super::record::{MAX_SEQ, compacted_lines, compacted_records};
+use super::Timestamp;
+use super::record::{LastSeen, MAX_SEQ, compacted_lines, compacted_records};
 use super::{Announcement, Interner, Record, ServiceState, StoreError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -23,6 +24,8 @@ pub struct State {
     pub next_seq: u64,
     /// Lines in the file (records, not blank lines).
     pub lines: u64,
+    /// When procjon last ran, if the file says.
+    pub last_seen: Option<LastSeen>,
     /// The shared status lists and owners of the definitions.
     pub(crate) interner: Interner,
 }
@@ -65,13 +68,16 @@ impl State {
             Record::Delivered { seq } => {
                 self.outbox.remove(&seq);
             }
+            Record::Alive { .. } | Record::Stop { .. } => {
+                self.last_seen = LastSeen::of(&record).or(self.last_seen);
+            }
         }
         self.lines += 1;
     }
 
     /// How many lines a compacted file would have.
     pub fn live_lines(&self) -> u64 {
-        compacted_lines(self.services.values(), &self.outbox)
+        compacted_lines(self.services.values(), &self.outbox, self.last_seen)
     }
 
     /// The records of a compacted file that replays to this same state (see
@@ -79,7 +85,7 @@ impl State {
     pub fn compacted(&self) -> Vec<Record> {
         let mut services: Vec<&ServiceState> = self.services.values().collect();
         services.sort_unstable_by(|a, b| a.definition.service.cmp(&b.definition.service));
-        compacted_records(services.into_iter(), &self.outbox)
+        compacted_records(services.into_iter(), &self.outbox, self.last_seen)
     }
 }
 
@@ -195,6 +201,12 @@ struct DeliveredFields {
     seq: u64,
 }
 
+/// The fields of an `alive` or `stop` record.
+#[derive(Deserialize)]
+struct SeenFields {
+    at: Timestamp,
+}
+
 /// Parses one line: the `op` first (off the start of the line when it is
 /// the first field, as procjon writes it; else by a pass that skips every
 /// other field), then the line straight into that op's fields. Same result
@@ -227,10 +239,12 @@ pub(super) fn parse_record(line: &[u8]) -> Result<Record, String> {
         "delivered" => {
             serde_json::from_str(text).map(|f: DeliveredFields| Record::Delivered { seq: f.seq })
         }
+        "alive" => serde_json::from_str(text).map(|f: SeenFields| Record::Alive { at: f.at }),
+        "stop" => serde_json::from_str(text).map(|f: SeenFields| Record::Stop { at: f.at }),
         other => {
             return Err(format!(
-                "unknown variant `{other}`, expected one of `register`, `remove`, `announce`, `delivered` \
-                 (op must be register, remove, announce or delivered)"
+                "unknown variant `{other}`, expected one of `register`, `remove`, `announce`, `delivered`, `alive`, `stop` \
+                 (op must be register, remove, announce, delivered, alive or stop)"
             ));
         }
     };
@@ -332,6 +346,13 @@ fn check_record(record: &Record, state: &State, seen: &mut Seqs) -> Result<(), S
                 _ => Ok(()),
             }
         }
+        Record::Alive { at } | Record::Stop { at } => match at {
+            Timestamp::Seconds(_) => Ok(()),
+            Timestamp::Text(_) => Err(format!(
+                "at {:?} is not a time procjon can read; write RFC 3339 UTC to the second, like 2026-12-03T07:00:00Z",
+                at.to_string()
+            )),
+        },
         Record::Remove { .. } | Record::Delivered { .. } => Ok(()),
     }
 }

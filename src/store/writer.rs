@@ -11,7 +11,10 @@
 //! before: so the copy is exactly what the records appended so far make.
 
 use super::file::{COMPACT_SLACK, compaction_threshold, log_compaction};
-use super::{Announcement, Record, ServiceState, StoreError, StoreFile, compacted_records};
+use super::{
+    Announcement, LastSeen, Record, ServiceState, StoreError, StoreFile, compacted_records,
+};
+use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -66,6 +69,8 @@ pub struct Writer {
     outbox: BTreeMap<u64, Arc<Announcement>>,
     /// Lines in the file.
     lines: u64,
+    /// The last `alive` or `stop` record written.
+    last_seen: Option<LastSeen>,
     inbox: Receiver<StoreCmd>,
     notifier: Sender<Vec<Arc<Announcement>>>,
     health: Arc<StoreHealth>,
@@ -78,6 +83,9 @@ pub struct Writer {
     compact_over: u64,
     /// A [`StoreCmd::Compact`] is on its way.
     compaction_asked: bool,
+    /// A `stop` record was written: procjon is stopping.
+    stopped: bool,
+    progress: Arc<Progress>,
 }
 
 /// How often a failed append is retried while nothing else arrives.
@@ -95,15 +103,18 @@ pub struct WriterLinks {
     pub health: Arc<StoreHealth>,
     /// The registry, for compactions.
     pub live: Weak<dyn LiveState>,
+    /// Marks each group commit, so an fsync that never ends is seen.
+    pub progress: Arc<Progress>,
 }
 
 impl Writer {
-    /// A writer for `store`, which holds `lines` lines and the pending
-    /// announcements `outbox`.
+    /// A writer for `store`, which holds `lines` lines, the pending
+    /// announcements `outbox` and the sign of life `last_seen`.
     pub fn new(
         store: StoreFile,
         outbox: BTreeMap<u64, Arc<Announcement>>,
         lines: u64,
+        last_seen: Option<LastSeen>,
         links: WriterLinks,
     ) -> Writer {
         links.health.lines.store(lines, Ordering::Relaxed);
@@ -111,6 +122,7 @@ impl Writer {
             store,
             outbox,
             lines,
+            last_seen,
             inbox: links.inbox,
             notifier: links.notifier,
             health: links.health,
@@ -118,6 +130,8 @@ impl Writer {
             live: links.live,
             compact_over: 0,
             compaction_asked: false,
+            stopped: false,
+            progress: links.progress,
         }
     }
 
@@ -134,6 +148,8 @@ impl Writer {
             }
             let mut cmds: Vec<StoreCmd> = first.into_iter().collect();
             cmds.extend(self.inbox.try_iter().take(MAX_BATCH));
+            let progress = self.progress.clone();
+            let _busy = progress.busy();
             let mut commit = Commit::default();
             for cmd in cmds {
                 match cmd {
@@ -153,7 +169,8 @@ impl Writer {
     }
 
     /// One group commit: append everything, fsync once, then acknowledge.
-    fn write(&mut self, commit: Commit) {
+    fn write(&mut self, mut commit: Commit) {
+        commit.drop_alive_after_stop(&mut self.stopped);
         let Commit {
             records: new,
             acks,
@@ -172,6 +189,9 @@ impl Writer {
                         }
                         Record::Delivered { seq } => {
                             self.outbox.remove(&seq);
+                        }
+                        Record::Alive { .. } | Record::Stop { .. } => {
+                            self.last_seen = LastSeen::of(&record).or(self.last_seen);
                         }
                         Record::Register(_) | Record::Remove { .. } => {}
                     }
@@ -231,7 +251,7 @@ impl Writer {
         }
         // Sorted by id, for people reading the file.
         states.sort_unstable_by(|a, b| a.definition.service.cmp(&b.definition.service));
-        let records = compacted_records(states.iter(), &self.outbox);
+        let records = compacted_records(states.iter(), &self.outbox, self.last_seen);
         drop(states);
         match self.store.compact(&records) {
             Ok(lines) => {
@@ -267,6 +287,20 @@ impl Commit {
         }
         self.records.extend(records);
         self.acks.extend(ack);
+    }
+
+    /// Drops `alive` records that follow a `stop` record of this commit or
+    /// an earlier one: a sign of life sent while procjon was stopping must
+    /// not make the next start think it was killed.
+    fn drop_alive_after_stop(&mut self, stopped: &mut bool) {
+        self.records.retain(|record| match record {
+            Record::Stop { .. } => {
+                *stopped = true;
+                true
+            }
+            Record::Alive { .. } => !*stopped,
+            _ => true,
+        });
     }
 
     fn delivered(&mut self, seqs: Vec<u64>) {

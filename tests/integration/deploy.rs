@@ -87,6 +87,14 @@ fn stub_binaries(dir: &Path, version: &str) {
     }
 }
 
+/// An executable that does nothing at `path`, as the root that
+/// `systemd-analyze verify --root` checks would have it.
+fn stub_command(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Every file and directory below `dir`: mode, contents, modification time.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>, SystemTime)> {
     let mut all = BTreeMap::new();
@@ -304,6 +312,8 @@ fn units_pass_systemd_analyze_verify() {
     stub_binaries(&from, "1.0");
     let prefix = dir.join("root");
     install_into(&prefix, &from, &[]).ok();
+    // What the units run besides procjon: ExecReload's /bin/kill.
+    stub_command(&prefix.join("bin/kill"));
     // --root: the units and their ExecStart binaries as installed.
     // --recursive-errors=no: the targets they name (multi-user.target, ...)
     // are not in the temporary root.
