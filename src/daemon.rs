@@ -133,23 +133,14 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         webhook_fail_after: liveness.heartbeat_fail_after,
     });
     let systemd = Systemd::from_env().map(Arc::new);
-    let watchdog = Watchdog {
-        systemd: systemd.clone(),
-        health: health.clone(),
-        registry: registry.clone(),
-        notify: notify_stats.clone(),
-        store: store_tx.clone(),
-        alive_every: ALIVE_EVERY.min(liveness.announce_downtime_after / 2),
-        cert: cert.clone(),
-    };
-    spawn("watchdog", move || watchdog.run())?;
     match &liveness.heartbeat_url {
         Some(url) => {
             log::info!(
                 "heartbeat to {url} every {}",
                 human_duration(liveness.heartbeat_interval)
             );
-            let heartbeat = Heartbeat::new(url.clone(), liveness.heartbeat_interval, health);
+            let heartbeat =
+                Heartbeat::new(url.clone(), liveness.heartbeat_interval, health.clone());
             spawn("heartbeat", move || heartbeat.run())?;
         }
         None => log::info!("heartbeat off (no --heartbeat-url or PROCJON_HEARTBEAT_URL)"),
@@ -178,7 +169,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     let ctx = Arc::new(Context {
         tls: tls.into(),
         stopping: false.into(),
-        registry,
+        registry: registry.clone(),
         stats: connection_stats,
         handshake_timeout: config.handshake_timeout,
         idle_timeout: config.idle_timeout,
@@ -194,6 +185,16 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     if let Some(systemd) = &systemd {
         systemd.notify("READY=1");
     }
+    let watchdog = Watchdog {
+        systemd: systemd.clone(),
+        health,
+        registry,
+        notify: notify_stats.clone(),
+        store: store_tx.clone(),
+        alive_every: ALIVE_EVERY.min(liveness.announce_downtime_after / 2),
+        cert: cert.clone(),
+    };
+    spawn("watchdog", move || watchdog.run())?;
 
     let running = Running {
         config: &config,

@@ -72,9 +72,12 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
         builder.filter_level(filter);
     }
     if filter < log::LevelFilter::Trace {
-        // rustls's handshake details and tiny_http's "Server listening on ..." read like ours.
+        // rustls's handshake details, tiny_http's "Server listening on ..."
+        // and ureq's per-request lines read like ours.
         builder.filter_module("rustls", log::LevelFilter::Warn);
         builder.filter_module("tiny_http", log::LevelFilter::Warn);
+        builder.filter_module("ureq", log::LevelFilter::Warn);
+        builder.filter_module("ureq_proto", log::LevelFilter::Warn);
     }
     builder.init();
     Ok(())

@@ -27,7 +27,9 @@ impl Systemd {
             Some(name) => abstract_address(name)?,
             None => SocketAddr::from_pathname(&path).ok()?,
         };
-        let socket = match UnixDatagram::unbound() {
+        // Non-blocking: a systemd that stops reading must not stop procjon.
+        let socket = match UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s))
+        {
             Ok(socket) => socket,
             Err(err) => {
                 log::warn!("systemd notifications off: cannot make a socket: {err}");

@@ -64,7 +64,7 @@ impl Watchdog {
         let mut next_alive = Instant::now();
         let mut next_watchdog = Instant::now();
         let mut status = String::new();
-        let mut stalled = None;
+        let mut stalled = false;
         loop {
             let now = Instant::now();
             if now >= next_alive {
@@ -78,19 +78,18 @@ impl Watchdog {
                 next_alive = now + self.alive_every;
             }
             let problem = self.health.stalled();
-            if problem != stalled {
-                match &problem {
-                    Some(reason) => log::error!(
-                        "{reason}; procjon can't do its job: systemd's watchdog (if on) stops hearing from it and restarts it"
-                    ),
-                    None => log::info!("every thread is making progress again"),
-                }
-                stalled = problem;
+            match (&problem, stalled) {
+                (Some(reason), false) => log::error!(
+                    "{reason}; procjon can't do its job: systemd's watchdog (if on) stops hearing from it and restarts it"
+                ),
+                (None, true) => log::info!("every thread is making progress again"),
+                _ => {}
             }
+            stalled = problem.is_some();
             if let Some(systemd) = &self.systemd {
                 if let Some(every) = watchdog_every
                     && now >= next_watchdog
-                    && stalled.is_none()
+                    && !stalled
                 {
                     systemd.notify("WATCHDOG=1");
                     next_watchdog = now + every;

@@ -16,3 +16,4 @@ mod protocol;
 mod restart;
 mod state_file;
 mod tls;
+mod watcher;

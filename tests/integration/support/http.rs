@@ -14,6 +14,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub allow: Option<String>,
+    /// `/healthz`'s `Procjon-Certificate-Expires`.
+    pub certificate_expires: Option<String>,
     pub body: String,
 }
 
@@ -42,10 +44,12 @@ fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
             .map(String::from)
     };
     let (content_type, allow) = (header("content-type").unwrap_or_default(), header("allow"));
+    let certificate_expires = header("procjon-certificate-expires");
     Reply {
         status: response.status().as_u16(),
         content_type,
         allow,
+        certificate_expires,
         body: response.body_mut().read_to_string().unwrap(),
     }
 }

@@ -35,12 +35,20 @@ pub struct Builder {
     wrapper: Vec<String>,
     /// The certificates' directory (default: [`crate::certs()`]).
     certs: Option<PathBuf>,
+    /// Environment variables set for the daemon.
+    env: Vec<(String, String)>,
 }
 
 impl Builder {
     /// Adds an argument after the ones the builder sets.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Adds arguments after the ones the builder sets.
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -79,6 +87,13 @@ impl Builder {
     /// instead of the run's shared ones.
     pub fn certs(mut self, dir: impl Into<PathBuf>) -> Self {
         self.certs = Some(dir.into());
+        self
+    }
+
+    /// Sets the environment variable `key` for the daemon (after the
+    /// builder has cleared the ones that would configure it).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -123,6 +138,7 @@ impl Builder {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         hermetic(&mut command);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("starting {}: {err}", program.display()));
@@ -181,6 +197,7 @@ impl Daemon {
             program: None,
             wrapper: Vec::new(),
             certs: None,
+            env: Vec::new(),
         }
     }
 
@@ -346,6 +363,36 @@ impl Daemon {
         builder.start()
     }
 
+    /// Sends the process `signal` (`TERM`, `INT`, `HUP`, ...) with kill(1).
+    #[track_caller]
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Waits up to `limit` for the process to exit; panics with its output
+    /// if it doesn't.
+    #[track_caller]
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_wait() {
+                self.stderr.wait_closed(Duration::from_secs(1));
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "procjon did not exit within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Its exit status, if it has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("waiting for procjon")
@@ -437,7 +484,11 @@ pub fn run(args: &[&str], dir: &Path) -> (ExitStatus, String, String) {
 /// removes `RUST_LOG` and every `PROCJON_*` variable (the webhook URL above
 /// all) from what the child inherits.
 fn hermetic(command: &mut Command) {
-    command.env_remove("RUST_LOG");
+    // RUST_LOG would change the log; the systemd variables (tests run
+    // under a systemd service) would make it talk to that systemd.
+    for key in ["RUST_LOG", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        command.env_remove(key);
+    }
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PROCJON_") {
             command.env_remove(key);

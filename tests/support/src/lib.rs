@@ -21,6 +21,7 @@
 mod certs;
 pub mod daemon;
 mod lines;
+mod receiver;
 pub mod slack;
 mod temp_dir;
 mod wait;
@@ -28,6 +29,7 @@ mod wait;
 pub use certs::{agent_cert, certs, gen_certs};
 pub use daemon::Daemon;
 pub use lines::Lines;
+pub use receiver::{Received, Receiver};
 pub use slack::FakeSlack;
 pub use temp_dir::TempDir;
 pub use wait::{WAIT, poll_until, wait_for, wait_until};
