@@ -216,6 +216,9 @@ if [ "$daemon" -eq 1 ]; then
 # The Slack incoming webhook (a secret). Without it, notifications go to
 # the journal (standard output).
 #PROCJON_SLACK_WEBHOOK=https://hooks.slack.com/services/...
+# A dead man's switch (healthchecks.io, Uptime Kuma push, ...) that hears
+# from procjon every minute while it is healthy (also a secret).
+#PROCJON_HEARTBEAT_URL=https://hc-ping.com/...
 # Where agents connect (default in the unit: 0.0.0.0:8080; [::]:8080 adds IPv6).
 #PROCJON_ENDPOINT=0.0.0.0:8080
 # The status page, JSON API and metrics: plain HTTP, keep it on loopback or a

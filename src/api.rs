@@ -3,6 +3,7 @@
 //! snapshots) and the `procjon status` client (which reads them back). The
 //! README's "Status over HTTP" section is the field reference.
 
+use crate::frame::PerfValue;
 use crate::registry::ServiceView;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,14 @@ pub struct ServiceStatus {
     /// before ownership existed.
     #[serde(default)]
     pub owner: Option<String>,
+    /// What the latest ping said about the status (a check's first output
+    /// line, `exit 3 after 12m`); absent when it said nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Performance data the latest ping carried (a Nagios plugin's), each
+    /// value with its `label`, `value`, `uom`, `warn`, `crit`, `min`, `max`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perfdata: Vec<PerfValue>,
 }
 
 impl ServiceStatus {
@@ -52,6 +61,12 @@ impl ServiceStatus {
             last_change: view.last_change.clone(),
             undelivered,
             owner: definition.owner.as_deref().map(String::from),
+            detail: view.detail.as_ref().and_then(|d| d.text.clone()),
+            perfdata: view
+                .detail
+                .as_ref()
+                .map(|d| d.perfdata.clone())
+                .unwrap_or_default(),
         }
     }
 

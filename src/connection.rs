@@ -3,8 +3,10 @@
 //! answers every frame with exactly one line, in order. Runs on its own
 //! thread, spawned by the listener; shares only the registry and counters.
 
-use crate::frame::{self, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, OK_LINE};
-use crate::registry::Registry;
+use crate::frame::{
+    self, CanonicalPing, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, OK_LINE,
+};
+use crate::registry::{Ping, Registry};
 use crate::tls;
 use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
@@ -350,7 +352,7 @@ fn read_loop<'a>(
 /// threads contend only for the lookups themselves. Refusals are logged
 /// after the lock is released.
 fn apply_pings(
-    pending: &mut Vec<(&str, u64)>,
+    pending: &mut Vec<CanonicalPing<'_>>,
     received: Instant,
     peer: &Peer<'_>,
     ctx: &Context,
@@ -363,8 +365,14 @@ fn apply_pings(
     let mut accepted = 0;
     let mut refusals = Vec::new();
     let mut batch = ctx.registry.ping_batch(received);
-    for &(service, status) in pending.iter() {
-        match batch.ping(service, status, peer.identity) {
+    for canonical in pending.iter() {
+        let ping = Ping {
+            service: canonical.service,
+            status: canonical.status,
+            detail: canonical.detail,
+            perfdata: &[],
+        };
+        match batch.ping(&ping, peer.identity) {
             Ok(()) => {
                 accepted += 1;
                 out.extend_from_slice(OK_LINE);
@@ -387,13 +395,30 @@ fn apply_pings(
 /// away: the fast path was tried already); `Ok(true)` for an accepted ping.
 fn handle(line: &[u8], identity: &str, ctx: &Context) -> Result<bool, FrameError> {
     match ClientFrame::decode_general(line)? {
-        ClientFrame::Ping { service, status } => {
-            ctx.registry.ping(&service, status, identity).map(|()| true)
+        ClientFrame::Ping {
+            service,
+            status,
+            detail,
+            perfdata,
+        } => {
+            let ping = Ping {
+                service: &service,
+                status,
+                detail: detail.as_deref(),
+                perfdata: &perfdata,
+            };
+            ctx.registry.ping(&ping, identity).map(|()| true)
         }
         ClientFrame::Register(registration) => {
             log::debug!("register {registration:?}");
             ctx.registry
                 .register(registration, identity)
+                .map(|()| false)
+        }
+        ClientFrame::Unregister { service, reason } => {
+            log::debug!("unregister {service} ({reason:?})");
+            ctx.registry
+                .unregister(&service, reason.as_deref(), identity)
                 .map(|()| false)
         }
     }

@@ -139,8 +139,12 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
                 "heartbeat to {url} every {}",
                 human_duration(liveness.heartbeat_interval)
             );
-            let heartbeat =
-                Heartbeat::new(url.clone(), liveness.heartbeat_interval, health.clone());
+            let heartbeat = Heartbeat::new(
+                url.clone(),
+                liveness.heartbeat_interval,
+                config.notify.timeout,
+                health.clone(),
+            );
             spawn("heartbeat", move || heartbeat.run())?;
         }
         None => log::info!("heartbeat off (no --heartbeat-url or PROCJON_HEARTBEAT_URL)"),

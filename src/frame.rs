@@ -15,6 +15,10 @@ pub const MAX_SERVICE_LEN: usize = 128;
 pub const MAX_STATUSES: usize = 256;
 /// Longest timeout a service may register: 7 days, in seconds.
 pub const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
+/// Longest detail of a ping, and reason of an unregister, in characters.
+pub const MAX_DETAIL_CHARS: usize = 256;
+/// Most performance data values one ping may carry.
+pub const MAX_PERFDATA: usize = 32;
 
 /// A frame sent by an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +32,61 @@ pub enum ClientFrame {
         service: String,
         /// Index into the registered status names.
         status: u64,
+        /// What the status means now, for people (a check's first output
+        /// line, `exit 3 after 12m`): at most 256 characters, no control
+        /// characters. Absent: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// Performance data that came with the status (a Nagios plugin's).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        perfdata: Vec<PerfValue>,
     },
+    /// Retire a service: procjon announces it and forgets it.
+    Unregister {
+        /// The service id.
+        service: String,
+        /// Why, for people (`finished`): at most 256 characters, no control
+        /// characters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// One value of a check's performance data, as the Nagios plugin
+/// guidelines define it: `'label'=value[uom];[warn];[crit];[min];[max]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerfValue {
+    /// What is measured, 1 to 64 characters.
+    pub label: String,
+    /// The measurement.
+    pub value: f64,
+    /// Its unit (`s`, `%`, `B`, `KB`, `MB`, `TB`, `c`, or none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uom: String,
+    /// The warning range, as the plugin wrote it (e.g. `10:20`, `@5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<String>,
+    /// The critical range, as the plugin wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<String>,
+    /// The least possible value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The largest possible value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl ClientFrame {
+    /// A ping without detail.
+    pub fn ping(service: impl Into<String>, status: u64) -> ClientFrame {
+        ClientFrame::Ping {
+            service: service.into(),
+            status,
+            detail: None,
+            perfdata: Vec::new(),
+        }
+    }
 }
 
 /// A service definition as registered by an agent.
@@ -166,15 +224,20 @@ struct RawFrame {
     timeout_s: Option<f64>,
     statuses: Option<Vec<String>>,
     status: Option<u64>,
+    detail: Option<String>,
+    perfdata: Option<Vec<PerfValue>>,
+    reason: Option<String>,
 }
 
 impl ClientFrame {
     /// Decodes and validates one line (without its `\n`).
     pub fn decode(line: &[u8]) -> Result<ClientFrame, FrameError> {
         match canonical_ping(line) {
-            Some((service, status)) => Ok(ClientFrame::Ping {
-                service: service.to_string(),
-                status,
+            Some(ping) => Ok(ClientFrame::Ping {
+                service: ping.service.to_string(),
+                status: ping.status,
+                detail: ping.detail.map(String::from),
+                perfdata: Vec::new(),
             }),
             None => ClientFrame::decode_general(line),
         }
@@ -222,11 +285,33 @@ impl ClientFrame {
                 let status = raw.status.ok_or_else(|| {
                     FrameError::new(ErrorCode::BadFrame, "missing field `status`")
                 })?;
-                Ok(ClientFrame::Ping { service, status })
+                if let Some(detail) = &raw.detail {
+                    validate_text("detail", detail)?;
+                }
+                let perfdata = raw.perfdata.unwrap_or_default();
+                validate_perfdata(&perfdata)?;
+                Ok(ClientFrame::Ping {
+                    service,
+                    status,
+                    detail: raw.detail,
+                    perfdata,
+                })
+            }
+            "unregister" => {
+                validate_service(&service)?;
+                if let Some(reason) = &raw.reason {
+                    validate_text("reason", reason)?;
+                }
+                Ok(ClientFrame::Unregister {
+                    service,
+                    reason: raw.reason,
+                })
             }
             other => Err(FrameError::new(
                 ErrorCode::BadFrame,
-                format!("unknown frame type {other:?}; expected \"register\" or \"ping\""),
+                format!(
+                    "unknown frame type {other:?}; expected \"register\", \"ping\" or \"unregister\""
+                ),
             )),
         }
     }
@@ -250,29 +335,49 @@ impl ServerFrame {
     }
 }
 
+/// A ping read by [`canonical_ping`], borrowing from the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanonicalPing<'a> {
+    /// The service id.
+    pub service: &'a str,
+    /// The status index.
+    pub status: u64,
+    /// The detail, if the ping has one.
+    pub detail: Option<&'a str>,
+}
+
 /// Reads a ping written exactly as [`ClientFrame::encode`] writes it,
-/// `{"type":"ping","service":"ID","status":N}`, without serde and without
-/// allocating: the id is borrowed from the line. Pings are nearly every frame
-/// procjon reads, and serde's general path (field matching, an owned string
-/// per field) costs several times more. Anything else (other field
-/// order, spaces, escapes, a number or id the general path would refuse) is
-/// `None` and goes the general way, so the result is always the same as
-/// [`ClientFrame::decode`]'s.
-pub fn canonical_ping(line: &[u8]) -> Option<(&str, u64)> {
+/// `{"type":"ping","service":"ID","status":N}` or with
+/// `,"detail":"TEXT"` before the `}`, without serde and without
+/// allocating: the id and detail are borrowed from the line. Pings are
+/// nearly every frame procjon reads, and serde's general path (field
+/// matching, an owned string per field) costs several times more. Anything
+/// else (other field order, spaces, escapes, a number, id or detail the
+/// general path would refuse) is `None` and goes the general way, so the
+/// result is always the same as [`ClientFrame::decode`]'s.
+pub fn canonical_ping(line: &[u8]) -> Option<CanonicalPing<'_>> {
     let rest = line.strip_prefix(br#"{"type":"ping","service":""#)?;
     let (id, rest) = rest.split_at(find_byte(rest, b'"')?);
-    let digits = rest.strip_prefix(br#"","status":"#)?.strip_suffix(b"}")?;
+    let rest = rest.strip_prefix(br#"","status":"#)?;
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let (digits, rest) = rest.split_at(end);
     // At most 19 digits (always fits a u64), no leading zero (not JSON).
-    if digits.is_empty()
-        || digits.len() > 19
-        || (digits.len() > 1 && digits[0] == b'0')
-        || !digits.iter().all(u8::is_ascii_digit)
-    {
+    if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
     let status = digits
         .iter()
         .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let detail = match rest {
+        b"}" => None,
+        _ => Some(plain_detail(
+            rest.strip_prefix(br#","detail":""#)?
+                .strip_suffix(br#""}"#)?,
+        )?),
+    };
     // Service characters are plain ASCII: no escape can hide in a valid id,
     // and a valid id is valid UTF-8.
     if id.is_empty() || id.len() > MAX_SERVICE_LEN || !id.iter().all(|&b| is_service_char(b.into()))
@@ -280,7 +385,22 @@ pub fn canonical_ping(line: &[u8]) -> Option<(&str, u64)> {
         return None;
     }
     let service = std::str::from_utf8(id).ok()?;
-    Some((service, status))
+    Some(CanonicalPing {
+        service,
+        status,
+        detail,
+    })
+}
+
+/// A detail as the fast path takes it: valid, and with nothing JSON would
+/// escape (no quote, no backslash, no control character).
+fn plain_detail(bytes: &[u8]) -> Option<&str> {
+    if bytes.contains(&b'"') || bytes.contains(&b'\\') {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    validate_text("detail", text).ok()?;
+    Some(text)
 }
 
 /// The index of the first `byte` in `haystack`, eight bytes at a time.
@@ -374,6 +494,60 @@ pub fn validate_definition(
     Ok(())
 }
 
+/// Checks a ping's detail or an unregister's reason (`field` names it):
+/// at most [`MAX_DETAIL_CHARS`] characters, no control characters (it
+/// becomes part of a one-line message).
+pub fn validate_text(field: &str, text: &str) -> Result<(), FrameError> {
+    let chars = text.chars().count();
+    if chars > MAX_DETAIL_CHARS {
+        return Err(FrameError::new(
+            ErrorCode::BadFrame,
+            format!("{field} has {chars} characters; at most {MAX_DETAIL_CHARS} are allowed"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FrameError::new(
+            ErrorCode::BadFrame,
+            format!("{field} contains a control character (e.g. a newline)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a ping's performance data against the protocol's limits.
+pub fn validate_perfdata(perfdata: &[PerfValue]) -> Result<(), FrameError> {
+    let bad = |message: String| Err(FrameError::new(ErrorCode::BadFrame, message));
+    if perfdata.len() > MAX_PERFDATA {
+        return bad(format!(
+            "perfdata has {} values; at most {MAX_PERFDATA} are allowed",
+            perfdata.len()
+        ));
+    }
+    for (i, value) in perfdata.iter().enumerate() {
+        let short = |text: &str, most: usize| {
+            text.chars().count() <= most && !text.chars().any(char::is_control)
+        };
+        if value.label.is_empty() || !short(&value.label, 64) {
+            return bad(format!(
+                "perfdata value {i}: label must have 1 to 64 characters, no control characters"
+            ));
+        }
+        if !short(&value.uom, 8) {
+            return bad(format!(
+                "perfdata value {i}: uom must have at most 8 characters, no control characters"
+            ));
+        }
+        for range in [&value.warn, &value.crit].into_iter().flatten() {
+            if !short(range, 32) {
+                return bad(format!(
+                    "perfdata value {i}: warn and crit must have at most 32 characters, no control characters"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a service id has 1 to 128 characters from `[A-Za-z0-9._:@/-]`.
 pub fn validate_service(service: &str) -> Result<(), FrameError> {
     if service.is_empty() {
@@ -460,6 +634,18 @@ mod tests {
             r#"{"service":"web-1","type":"ping","status":0}"#.to_string(),
             r#"{"type":"ping","service":"web-1"}"#.to_string(),
             r#"{"type":"ping","service":"web-1","status":0"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":"DISK WARNING - free space: / 9%"}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":""}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":"é ✓"}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":"a \"quote\""}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":"tab\there"}"#.to_string(),
+            format!(r#"{{"type":"ping","service":"web-1","status":2,"detail":"{}"}}"#, "x".repeat(MAX_DETAIL_CHARS)),
+            format!(r#"{{"type":"ping","service":"web-1","status":2,"detail":"{}"}}"#, "x".repeat(MAX_DETAIL_CHARS + 1)),
+            format!(r#"{{"type":"ping","service":"web-1","status":2,"detail":"{}"}}"#, "é".repeat(MAX_DETAIL_CHARS)),
+            "{\"type\":\"ping\",\"service\":\"web-1\",\"status\":2,\"detail\":\"raw\u{1}control\"}".to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":null}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":"x","perfdata":[]}"#.to_string(),
+            r#"{"type":"ping","service":"web-1","status":2,"detail":"x"} "#.to_string(),
         ];
         for line in &lines {
             assert_eq!(
@@ -469,14 +655,29 @@ mod tests {
             );
         }
         assert!(canonical_ping(lines[0].as_bytes()).is_some());
-        let encoded = ClientFrame::Ping {
+        let encoded = ClientFrame::ping("db-2", 3).encode();
+        assert_eq!(
+            canonical_ping(&encoded[..encoded.len() - 1]),
+            Some(CanonicalPing {
+                service: "db-2",
+                status: 3,
+                detail: None
+            })
+        );
+        let with_detail = ClientFrame::Ping {
             service: "db-2".into(),
-            status: 3,
+            status: 1,
+            detail: Some("exit 3 after 12m".into()),
+            perfdata: Vec::new(),
         }
         .encode();
         assert_eq!(
-            canonical_ping(&encoded[..encoded.len() - 1]),
-            Some(("db-2", 3))
+            canonical_ping(&with_detail[..with_detail.len() - 1]),
+            Some(CanonicalPing {
+                service: "db-2",
+                status: 1,
+                detail: Some("exit 3 after 12m")
+            })
         );
     }
 
@@ -496,21 +697,48 @@ mod tests {
         );
         let ping = ClientFrame::decode(br#"{"type":"ping","service":"a@b:c/d_e.f-g","status":3}"#)
             .unwrap();
+        assert_eq!(ping, ClientFrame::ping("a@b:c/d_e.f-g", 3));
+        let unregister =
+            ClientFrame::decode(br#"{"type":"unregister","service":"web-1","reason":"finished"}"#)
+                .unwrap();
         assert_eq!(
-            ping,
-            ClientFrame::Ping {
-                service: "a@b:c/d_e.f-g".into(),
-                status: 3
+            unregister,
+            ClientFrame::Unregister {
+                service: "web-1".into(),
+                reason: Some("finished".into())
             }
+        );
+        let perf = ClientFrame::decode(
+            br#"{"type":"ping","service":"d","status":1,"detail":"DISK WARNING","perfdata":[{"label":"/","value":9.5,"uom":"%","warn":"10:","crit":"5:","min":0,"max":100}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&perf, ClientFrame::Ping { perfdata, .. } if perfdata.len() == 1 && perfdata[0].uom == "%"),
+            "{perf:?}"
         );
     }
 
     #[test]
     fn round_trips_through_encode() {
         let frames = [
+            ClientFrame::ping("x", 1),
             ClientFrame::Ping {
                 service: "x".into(),
                 status: 1,
+                detail: Some("a \"detail\"".into()),
+                perfdata: vec![PerfValue {
+                    label: "time".into(),
+                    value: 0.25,
+                    uom: "s".into(),
+                    warn: Some("1".into()),
+                    crit: None,
+                    min: Some(0.0),
+                    max: None,
+                }],
+            },
+            ClientFrame::Unregister {
+                service: "x".into(),
+                reason: None,
             },
             ClientFrame::Register(Registration {
                 service: "y".into(),
@@ -605,9 +833,27 @@ mod tests {
             r#"{"type":"register","service":"x","timeout_s":10,"statuses":["ok",""]}"#,
             r#"{"type":"register","service":"x","timeout_s":10,"statuses":["a\nb"]}"#,
             r#"{"type":"register","service":"x","timeout_s":"10","statuses":["ok"]}"#,
+            r#"{"type":"ping","service":"x","status":0,"detail":"a\nb"}"#,
+            r#"{"type":"ping","service":"x","status":0,"detail":5}"#,
+            r#"{"type":"ping","service":"x","status":0,"perfdata":[{"label":"","value":1}]}"#,
+            r#"{"type":"ping","service":"x","status":0,"perfdata":[{"label":"a"}]}"#,
+            r#"{"type":"ping","service":"x","status":0,"perfdata":[{"label":"a","value":1,"uom":"parsecs/s"}]}"#,
+            r#"{"type":"unregister","service":"x","reason":"a\rb"}"#,
+            r#"{"type":"unregister","service":"x","reason":7}"#,
         ] {
             assert_eq!(code(bad), ErrorCode::BadFrame, "{bad}");
         }
+        let over = format!(
+            r#"{{"type":"ping","service":"x","status":0,"detail":"{}"}}"#,
+            "d".repeat(MAX_DETAIL_CHARS + 1)
+        );
+        let err = ClientFrame::decode(over.as_bytes()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadFrame);
+        assert!(err.message.contains("detail has 257 characters"), "{err}");
+        assert_eq!(
+            code(r#"{"type":"unregister","service":"a b"}"#),
+            ErrorCode::BadService
+        );
         let many: Vec<String> = (0..257).map(|i| format!("s{i}")).collect();
         let line =
             serde_json::json!({"type":"register","service":"x","timeout_s":1,"statuses":many})

@@ -13,9 +13,6 @@ use crate::secret_url::SecretUrl;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Longest time one heartbeat request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The heartbeat thread's state.
 pub struct Heartbeat {
     url: SecretUrl,
@@ -35,12 +32,21 @@ enum Said {
 }
 
 impl Heartbeat {
-    /// A heartbeat to `url` every `interval`, judged by `health`.
-    pub fn new(url: SecretUrl, interval: Duration, health: Arc<Health>) -> Heartbeat {
+    /// A heartbeat to `url` every `interval`, judged by `health`; each
+    /// request may take `timeout` (the webhook's `--slack-timeout`), at
+    /// most the interval.
+    pub fn new(
+        url: SecretUrl,
+        interval: Duration,
+        timeout: Duration,
+        health: Arc<Health>,
+    ) -> Heartbeat {
+        // The webhook's settings: no redirects (a redirect would leak the
+        // secret URL's path to another host), errors as statuses.
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(REQUEST_TIMEOUT.min(interval)))
+            .timeout_global(Some(timeout.min(interval)))
             .http_status_as_error(false)
-            .max_redirects(3)
+            .max_redirects(0)
             .user_agent(concat!("procjon/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();

@@ -66,6 +66,7 @@ mod cli;
 mod config;
 mod connection;
 mod daemon;
+mod details;
 mod health;
 mod heartbeat;
 mod http;
@@ -86,7 +87,7 @@ mod version;
 mod watchdog;
 
 pub use cli::{Args, run};
-pub use frame::{ClientFrame, ErrorCode, FrameError, Registration, ServerFrame};
+pub use frame::{ClientFrame, ErrorCode, FrameError, PerfValue, Registration, ServerFrame};
 pub use notifier::MAX_POST_CHARS;
 pub use settings::{ENVIRONMENT, SettingRow, process_env, setting_from};
 pub use signal::Signal;

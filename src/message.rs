@@ -9,9 +9,21 @@ pub fn available(service: &str) -> String {
     format!("{service} is available")
 }
 
-/// `<id> status changed to <name> (was <old name>)`
-pub fn status_changed(service: &str, new: &str, old: &str) -> String {
-    format!("{service} status changed to {new} (was {old})")
+/// `<id> status changed to <name> (was <old name>)`, and `: <detail>` when
+/// the ping that changed it said more.
+pub fn status_changed(service: &str, new: &str, old: &str, detail: Option<&str>) -> String {
+    match detail.filter(|d| !d.is_empty()) {
+        Some(detail) => format!("{service} status changed to {new} (was {old}): {detail}"),
+        None => format!("{service} status changed to {new} (was {old})"),
+    }
+}
+
+/// `<id> was unregistered by <identity>`, and `: <reason>` when given.
+pub fn unregistered(service: &str, identity: &str, reason: Option<&str>) -> String {
+    match reason.filter(|r| !r.is_empty()) {
+        Some(reason) => format!("{service} was unregistered by {identity}: {reason}"),
+        None => format!("{service} was unregistered by {identity}"),
+    }
 }
 
 /// `<id> is not available (no ping for <duration>)`
@@ -120,8 +132,25 @@ mod tests {
     fn phrases_are_exact() {
         assert_eq!(available("web-1"), "web-1 is available");
         assert_eq!(
-            status_changed("web-1", "degraded", "ok"),
+            status_changed("web-1", "degraded", "ok", None),
             "web-1 status changed to degraded (was ok)"
+        );
+        assert_eq!(
+            status_changed(
+                "web-1",
+                "WARNING",
+                "OK",
+                Some("DISK WARNING - free space: / 9%")
+            ),
+            "web-1 status changed to WARNING (was OK): DISK WARNING - free space: / 9%"
+        );
+        assert_eq!(
+            unregistered("web-1", "web-hosts", Some("finished")),
+            "web-1 was unregistered by web-hosts: finished"
+        );
+        assert_eq!(
+            unregistered("web-1", "web-hosts", None),
+            "web-1 was unregistered by web-hosts"
         );
         assert_eq!(
             not_available("web-1", Duration::from_millis(10_020)),

@@ -269,6 +269,7 @@ mod tests {
             status: 1,
             last_ping_age: age_ms.map(Duration::from_millis),
             last_change: None,
+            detail: None,
         }
     }
 

@@ -19,7 +19,8 @@
 //! path may arm the timer, which takes the timer's inbox mutex for a push;
 //! the timer thread calls [`Registry::expire`] with its own mutex released.
 
-use crate::frame::{ErrorCode, FrameError, Registration};
+use crate::details::{Detail, Details};
+use crate::frame::{ErrorCode, FrameError, PerfValue, Registration};
 use crate::message;
 use crate::store::{
     Announcement, Definition, Durable, Interner, LiveState, Record, ServiceState, StoreCmd,
@@ -76,6 +77,8 @@ pub struct ServiceView {
     pub last_ping_age: Option<Duration>,
     /// When the announced state last changed (RFC 3339), if ever.
     pub last_change: Option<String>,
+    /// What its latest ping said about the status, if anything.
+    pub detail: Option<Detail>,
 }
 
 /// Limits on what agents may make procjon hold.
@@ -164,6 +167,7 @@ impl Service {
                 .as_ref()
                 .filter(|last| !last.at.is_empty())
                 .map(|last| last.at.to_string()),
+            detail: None,
         }
     }
 
@@ -278,6 +282,9 @@ struct Inner {
     timers: Timers,
     interner: Interner,
     store: Sender<StoreCmd>,
+    /// The services' latest details (behind locks of their own, so that
+    /// the read side of the registry's lock can update them).
+    details: Details,
 }
 
 /// The error of a write path whose records can't reach the store writer.
@@ -302,10 +309,11 @@ impl Inner {
     /// Records a ping that changes nothing but the time of the last ping
     /// (the common case), under the read lock. `false`: anything else,
     /// which [`Inner::ping`] applies under the write lock.
-    fn ping_unchanged(&self, service_id: &str, status: u64, identity: &str, now: Instant) -> bool {
-        match self.services.get(service_id) {
-            Some(service) if service.ping_changes_nothing(status, identity) => {
+    fn ping_unchanged(&self, ping: &Ping<'_>, identity: &str, now: Instant) -> bool {
+        match self.services.get(ping.service) {
+            Some(service) if service.ping_changes_nothing(ping.status, identity) => {
                 service.pinged(stamp(self.epoch, now));
+                self.details.set(ping.service, ping.detail, ping.perfdata);
                 true
             }
             _ => false,
@@ -394,12 +402,12 @@ impl Inner {
     /// to `announced`, for logging once the lock is released.
     fn ping(
         &mut self,
-        service_id: &str,
-        status: u64,
+        ping: &Ping<'_>,
         identity: &str,
         now: Instant,
         announced: &mut Vec<Arc<Announcement>>,
     ) -> Result<(), FrameError> {
+        let (service_id, status) = (ping.service, ping.status);
         let Some(service) = self.services.get_mut(service_id) else {
             return Err(FrameError::new(
                 ErrorCode::NotRegistered,
@@ -418,6 +426,7 @@ impl Inner {
             ));
         }
         service.pinged(stamp(self.epoch, now));
+        self.details.set(service_id, ping.detail, ping.perfdata);
         let was_available = service.availability() == Availability::Available;
         let old_status = service.status();
         let mut records = Vec::with_capacity(3);
@@ -440,6 +449,7 @@ impl Inner {
                 service_id,
                 &definition.status_name(status),
                 &definition.status_name(old_status),
+                ping.detail,
             );
             records.push(Record::Announce(service.announce(seq, true, status, text)));
         }
@@ -507,6 +517,7 @@ impl Registry {
             timers,
             interner: restored.interner,
             store,
+            details: Details::default(),
         };
         Registry {
             inner: RwLock::new(inner),
@@ -540,13 +551,51 @@ impl Registry {
         }
         self.longest_timeout_ms
             .fetch_max(timeout.as_millis() as u64, Ordering::Relaxed);
-        wait_durable(&durable)
+        wait_durable(&durable, "registration")
     }
 
     /// Records a ping from `identity`. Announces availability and status changes.
-    pub fn ping(&self, service_id: &str, status: u64, identity: &str) -> Result<(), FrameError> {
-        self.ping_batch(Instant::now())
-            .ping(service_id, status, identity)
+    pub fn ping(&self, ping: &Ping<'_>, identity: &str) -> Result<(), FrameError> {
+        self.ping_batch(Instant::now()).ping(ping, identity)
+    }
+
+    /// Retires a service for `identity`, its owner: announces it, forgets
+    /// it, and returns once that is on disk.
+    pub fn unregister(
+        &self,
+        service_id: &str,
+        reason: Option<&str>,
+        identity: &str,
+    ) -> Result<(), FrameError> {
+        let (ack, durable) = mpsc::channel();
+        let text = {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let Some(service) = inner.services.get_mut(service_id) else {
+                return Err(FrameError::new(
+                    ErrorCode::NotRegistered,
+                    format!("service {service_id} is not registered; nothing to unregister"),
+                ));
+            };
+            service.authorize(identity, &mut inner.interner)?;
+            let text = message::unregistered(service_id, identity, reason);
+            let seq = take(&mut inner.next_seq);
+            let announcement = service.announce(seq, false, service.status(), text.clone());
+            inner.services.remove(service_id);
+            inner.details.remove(service_id);
+            inner.send(StoreCmd::Append {
+                records: vec![
+                    Record::Announce(announcement),
+                    Record::Remove {
+                        service: service_id.to_string(),
+                    },
+                ],
+                ack: Some(ack),
+            })?;
+            text
+        };
+        log::info!("{text}");
+        wait_durable(&durable, "unregistration")
     }
 
     /// Starts a batch of pings received at `now`, applied under one hold of
@@ -601,10 +650,15 @@ impl Registry {
         let now = Instant::now();
         let mut views: Vec<ServiceView> = {
             let inner = self.read();
+            let mut details = inner.details.all();
             inner
                 .services
                 .values()
-                .map(|s| s.view(inner.epoch, now))
+                .map(|s| {
+                    let mut view = s.view(inner.epoch, now);
+                    view.detail = details.remove(&**s.id());
+                    view
+                })
                 .collect()
         };
         views.sort_by(|a, b| a.definition.service.cmp(&b.definition.service));
@@ -615,10 +669,11 @@ impl Registry {
     pub fn get(&self, service_id: &str) -> Option<ServiceView> {
         let now = Instant::now();
         let inner = self.read();
-        inner
-            .services
-            .get(service_id)
-            .map(|s| s.view(inner.epoch, now))
+        inner.services.get(service_id).map(|s| {
+            let mut view = s.view(inner.epoch, now);
+            view.detail = inner.details.get(service_id);
+            view
+        })
     }
 
     /// Announces something about procjon itself (it is back after being
@@ -681,17 +736,17 @@ impl LiveState for Registry {
     }
 }
 
-/// Waits for the store writer to say a registration is on disk.
-fn wait_durable(durable: &Receiver<Durable>) -> Result<(), FrameError> {
+/// Waits for the store writer to say `what` (a registration) is on disk.
+fn wait_durable(durable: &Receiver<Durable>, what: &str) -> Result<(), FrameError> {
     match durable.recv_timeout(DURABLE_WAIT) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(FrameError::new(
             ErrorCode::Internal,
-            format!("registration not saved: {err}; try again later"),
+            format!("{what} not saved: {err}; try again later"),
         )),
         Err(_) => Err(FrameError::new(
             ErrorCode::Internal,
-            "registration not saved: the state file did not answer in time; try again later",
+            format!("{what} not saved: the state file did not answer in time; try again later"),
         )),
     }
 }
@@ -714,22 +769,30 @@ pub struct PingBatch<'a> {
 
 impl PingBatch<'_> {
     /// Records a ping from `identity`, as [`Registry::ping`] does.
-    pub fn ping(
-        &mut self,
-        service_id: &str,
-        status: u64,
-        identity: &str,
-    ) -> Result<(), FrameError> {
+    pub fn ping(&mut self, ping: &Ping<'_>, identity: &str) -> Result<(), FrameError> {
         let registry = self.registry;
         let shared = self.shared.get_or_insert_with(|| registry.read());
-        if shared.ping_unchanged(service_id, status, identity, self.now) {
+        if shared.ping_unchanged(ping, identity, self.now) {
             return Ok(());
         }
         self.shared = None;
         registry
             .lock()
-            .ping(service_id, status, identity, self.now, &mut self.announced)
+            .ping(ping, identity, self.now, &mut self.announced)
     }
+}
+
+/// A ping as the registry applies it, borrowed from the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Ping<'a> {
+    /// The service id.
+    pub service: &'a str,
+    /// The status index.
+    pub status: u64,
+    /// What the agent says about the status.
+    pub detail: Option<&'a str>,
+    /// Performance data that came with it.
+    pub perfdata: &'a [PerfValue],
 }
 
 impl Drop for PingBatch<'_> {

@@ -136,17 +136,17 @@ pub fn all_known_available(services: &[ServiceStatus]) -> bool {
 
 /// The services as an aligned table with a header line, one row each:
 /// service, availability, status name, age of the last ping (`-`: none since
-/// the daemon started).
+/// the daemon started), and, when any service has one, the detail its
+/// latest ping gave.
 pub fn table(services: &[ServiceStatus]) -> String {
-    let header = [
-        "SERVICE".to_string(),
-        "AVAILABILITY".to_string(),
-        "STATUS".to_string(),
-        "LAST PING".to_string(),
-    ];
-    let rows: Vec<[String; 4]> = std::iter::once(header)
+    let with_detail = services.iter().any(|s| s.detail.is_some());
+    let mut header = vec!["SERVICE", "AVAILABILITY", "STATUS", "LAST PING"];
+    if with_detail {
+        header.push("DETAIL");
+    }
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
         .chain(services.iter().map(|s| {
-            [
+            let mut row = vec![
                 s.id.clone(),
                 s.availability.clone(),
                 s.status_name.clone(),
@@ -156,10 +156,14 @@ pub fn table(services: &[ServiceStatus]) -> String {
                         || "-".to_string(),
                         |age| format!("{} ago", human_duration(Duration::from_secs_f64(age))),
                     ),
-            ]
+            ];
+            if with_detail {
+                row.push(s.detail.clone().unwrap_or_default());
+            }
+            row
         }))
         .collect();
-    let mut widths = [0usize; 4];
+    let mut widths = vec![0usize; header.len()];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -168,7 +172,7 @@ pub fn table(services: &[ServiceStatus]) -> String {
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
@@ -197,6 +201,8 @@ mod tests {
             last_change: None,
             undelivered: 0,
             owner: Some("procjonagent".into()),
+            detail: None,
+            perfdata: Vec::new(),
         }
     }
 
@@ -229,6 +235,14 @@ mod tests {
              new      unknown        ok      -\n"
         );
         assert!(!all_known_available(&services));
+        let mut checked = service("disk", "available", Some(1.0));
+        checked.detail = Some("DISK OK - free space: / 61%".into());
+        assert_eq!(
+            table(&[checked, service("db", "available", None)]),
+            "SERVICE  AVAILABILITY  STATUS  LAST PING  DETAIL\n\
+             disk     available     ok      1s ago     DISK OK - free space: / 61%\n\
+             db       available     ok      -\n"
+        );
         assert!(all_known_available(&services[1..]));
         assert!(all_known_available(&[]));
     }

@@ -265,7 +265,9 @@ pub fn run(args: Args) -> ExitCode {
         Err(err) => {
             eprintln!("procjonagent: {err}");
             match err {
-                AgentError::Thread { .. } | AgentError::CheckStopped => ExitCode::from(1),
+                AgentError::Thread { .. } | AgentError::CheckStopped | AgentError::Finished => {
+                    ExitCode::from(1)
+                }
                 _ => ExitCode::from(2),
             }
         }
@@ -301,6 +303,7 @@ pub fn options(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Opti
         root_cert: path(&args.root_cert, "--root-cert"),
         cert: path(&args.cert, "--cert"),
         key: path(&args.key_cert, "--key-cert"),
+        final_timeout: Duration::from_secs(600),
     })
 }
 

@@ -52,6 +52,9 @@ pub enum AgentError {
     },
     /// The check thread ended, so there is nothing left to report.
     CheckStopped,
+    /// The agent finished (see `Agent::finished`) under `run`, which is for
+    /// agents that never do.
+    Finished,
 }
 
 impl fmt::Display for AgentError {
@@ -82,6 +85,9 @@ impl fmt::Display for AgentError {
             ),
             AgentError::Thread { source } => write!(f, "starting the check thread: {source}"),
             AgentError::CheckStopped => f.write_str("the check thread stopped unexpectedly"),
+            AgentError::Finished => {
+                f.write_str("the agent finished; run agents that finish with run_to_end")
+            }
         }
     }
 }

@@ -62,11 +62,11 @@ mod ping;
 mod runner;
 mod systemd;
 
-pub use agent::{Agent, CheckError};
+pub use agent::{Agent, CheckError, Finish, Report};
 pub use elasticsearch::Elasticsearch;
 pub use error::AgentError;
 pub use exec::Exec;
 pub use options::Options;
 pub use ping::Ping;
-pub use runner::run;
+pub use runner::{Ended, run, run_to_end};
 pub use systemd::Systemd;

@@ -30,6 +30,10 @@ pub struct Options {
     pub cert: PathBuf,
     /// The agent's private key, PEM. Default `.certs/procjonagent.key`.
     pub key: PathBuf,
+    /// How long a finished agent ([`crate::run_to_end`]) keeps trying to
+    /// deliver its last report while procjon can't be reached. Default 10
+    /// minutes.
+    pub final_timeout: Duration,
 }
 
 impl Options {
@@ -43,6 +47,7 @@ impl Options {
             root_cert: PathBuf::from(".certs/ca.pem"),
             cert: PathBuf::from(".certs/procjonagent.pem"),
             key: PathBuf::from(".certs/procjonagent.key"),
+            final_timeout: Duration::from_secs(600),
         }
     }
 }

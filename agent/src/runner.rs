@@ -4,7 +4,7 @@
 //! network blip, a failing or panicking check) and returns only with an
 //! [`AgentError`] that retrying can't fix.
 
-use crate::agent::{Agent, CheckError};
+use crate::agent::{Agent, CheckError, Finish, Report};
 use crate::backoff::Backoff;
 use crate::connection::{Connection, ConnectionError, Endpoint};
 use crate::error::{AgentError, one_line};
@@ -23,8 +23,22 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest reconnection delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// One check's outcome: the status to ping with, or `None` to skip a ping.
-type Report = Option<u64>;
+/// What the check thread tells the ping thread.
+#[derive(Debug)]
+enum Outcome {
+    /// The report to ping with, or `None` to skip this ping.
+    Check(Option<Report>),
+    /// The agent's last report, and what to do once it is delivered.
+    Last(Report, Finish),
+}
+
+/// How [`run_to_end`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Whether procjon got the last report (and the unregistration, if
+    /// asked for); false when `Options::final_timeout` passed first.
+    pub delivered: bool,
+}
 
 /// Reports `agent`'s status to procjon every `options.period`, forever.
 ///
@@ -33,8 +47,21 @@ type Report = Option<u64>;
 /// backoff and jitter (up to 30 s) and registers again; the check keeps
 /// running meanwhile. Returns only on a bad configuration (checked before
 /// anything starts) or a refusal that retrying can't fix, like
-/// `bad_service`.
+/// `bad_service` (or [`AgentError::Finished`] for an agent that finishes:
+/// run those with [`run_to_end`]).
 pub fn run<A: Agent>(agent: A, options: &Options) -> Result<Infallible, AgentError> {
+    match run_to_end(agent, options) {
+        Ok(_) => Err(AgentError::Finished),
+        Err(err) => Err(err),
+    }
+}
+
+/// Like [`run`], for an agent that finishes ([`Agent::finished`]): once its
+/// last report is delivered, the service is unregistered (or kept) as the
+/// agent asks, and this returns. While procjon can't be reached it keeps
+/// trying for `options.final_timeout`, then returns with `delivered`
+/// false.
+pub fn run_to_end<A: Agent>(agent: A, options: &Options) -> Result<Ended, AgentError> {
     let registration = registration(&agent, options)?;
     let endpoint = Endpoint::parse(&options.endpoint)?;
     let tls = procjon::tls::client_config(&options.root_cert, &options.cert, &options.key)?;
@@ -67,6 +94,8 @@ pub fn run<A: Agent>(agent: A, options: &Options) -> Result<Infallible, AgentErr
         service: options.service.clone(),
         reports: received,
         latest: None,
+        last: None,
+        final_timeout: options.final_timeout,
         pinged: false,
         backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
     }
@@ -127,7 +156,7 @@ struct Checker<A> {
     names: Vec<String>,
     failure: Option<u64>,
     period: Duration,
-    reports: Sender<Report>,
+    reports: Sender<Outcome>,
 }
 
 impl<A: Agent> Checker<A> {
@@ -137,11 +166,11 @@ impl<A: Agent> Checker<A> {
         let mut last_status: Option<u64> = None;
         loop {
             let report = match self.check() {
-                Ok(status) => {
+                Ok(report) => {
                     if last_problem.take().is_some() {
                         log::info!("check works again");
                     }
-                    Some(status)
+                    Some(report)
                 }
                 Err(failure) => {
                     let problem = one_line(&failure.to_string());
@@ -156,10 +185,11 @@ impl<A: Agent> Checker<A> {
                         log::warn!("check failed: {problem}; {outcome}");
                     }
                     last_problem = Some(problem);
-                    reported
+                    reported.map(Report::new)
                 }
             };
-            if let Some(status) = report {
+            if let Some(report) = &report {
+                let status = report.status;
                 match last_status {
                     Some(old) if old != status => {
                         log::info!("status {} (was {})", self.name(status), self.name(old))
@@ -169,13 +199,20 @@ impl<A: Agent> Checker<A> {
                 }
                 last_status = Some(status);
             }
-            if self.reports.send(report).is_err() {
-                return; // the ping thread has returned
+            let outcome = match (report, self.agent.finished()) {
+                (Some(report), Some(finish)) => Outcome::Last(report, finish),
+                (report, _) => Outcome::Check(report),
+            };
+            let last = matches!(outcome, Outcome::Last(..));
+            if self.reports.send(outcome).is_err() || last {
+                return; // the ping thread has returned, or the agent is done
             }
             next += self.period;
             let now = Instant::now();
             if next > now {
-                std::thread::sleep(next - now);
+                self.agent.pause(next - now);
+                // Woken early (the agent saw a change): check at once.
+                next = next.min(Instant::now());
             } else {
                 next = now; // the check overran: start again now, don't catch up
             }
@@ -183,12 +220,15 @@ impl<A: Agent> Checker<A> {
     }
 
     /// One check; errors, out-of-range indexes and panics are failures.
-    fn check(&mut self) -> Result<u64, CheckFailure> {
+    fn check(&mut self) -> Result<Report, CheckFailure> {
         let agent = &mut self.agent;
         let count = self.names.len();
-        match panic::catch_unwind(AssertUnwindSafe(|| agent.check())) {
-            Ok(Ok(status)) if status < count as u64 => Ok(status),
-            Ok(Ok(status)) => Err(CheckFailure::PastTheList { status, count }),
+        match panic::catch_unwind(AssertUnwindSafe(|| agent.report())) {
+            Ok(Ok(report)) if report.status < count as u64 => Ok(report),
+            Ok(Ok(report)) => Err(CheckFailure::PastTheList {
+                status: report.status,
+                count,
+            }),
             Ok(Err(err)) => Err(CheckFailure::Error(err)),
             Err(_) => Err(CheckFailure::Panicked),
         }
@@ -248,26 +288,43 @@ struct Pinger {
     io_timeout: Duration,
     register: ClientFrame,
     service: String,
-    reports: Receiver<Report>,
+    reports: Receiver<Outcome>,
     /// The newest check outcome, pinged first after a reconnection.
-    latest: Report,
+    latest: Option<Report>,
+    /// Once the agent has finished: what to do after its last report, and
+    /// until when to keep trying.
+    last: Option<(Finish, Instant)>,
+    final_timeout: Duration,
     /// Whether the current session has had a ping accepted.
     pinged: bool,
     backoff: Backoff,
 }
 
 impl Pinger {
-    fn run(mut self) -> Result<Infallible, AgentError> {
+    fn run(mut self) -> Result<Ended, AgentError> {
         loop {
             self.pinged = false;
             let cause = match self.session() {
+                Ok(ended) => return Ok(ended),
                 Err(SessionEnd::Fatal(err)) => return Err(err),
                 Err(SessionEnd::Lost(cause)) => cause,
             };
             if self.pinged {
                 self.backoff.reset();
             }
-            let delay = self.backoff.next_delay();
+            let mut delay = self.backoff.next_delay();
+            if let Some((_, deadline)) = &self.last {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    log::error!(
+                        "cannot report to procjon at {}: {cause}; giving up on the last report after {:.0} s",
+                        self.endpoint,
+                        self.final_timeout.as_secs_f64()
+                    );
+                    return Ok(Ended { delivered: false });
+                }
+                delay = delay.min(left);
+            }
             if self.pinged {
                 log::warn!(
                     "connection to procjon at {} lost: {cause}; reconnecting in {:.1} s",
@@ -286,8 +343,9 @@ impl Pinger {
         }
     }
 
-    /// Connects, registers and pings until something fails.
-    fn session(&mut self) -> Result<Infallible, SessionEnd> {
+    /// Connects, registers and pings until something fails, or until the
+    /// agent's last report is delivered.
+    fn session(&mut self) -> Result<Ended, SessionEnd> {
         let mut conn = Connection::open(&self.endpoint, &self.tls, self.io_timeout)?;
         self.send_register(&mut conn)?;
         let peer = conn.peer().to_string();
@@ -300,12 +358,16 @@ impl Pinger {
                 self.endpoint
             );
         }
-        if let Some(status) = self.latest {
-            self.ping(&mut conn, status)?;
+        if let Some(report) = self.latest.clone() {
+            self.ping(&mut conn, &report)?;
         }
         loop {
-            if let Some(status) = self.next_report()? {
-                self.ping(&mut conn, status)?;
+            if let Some((finish, _)) = self.last.clone() {
+                self.finish(&mut conn, &finish)?;
+                return Ok(Ended { delivered: true });
+            }
+            if let Some(report) = self.next_report()? {
+                self.ping(&mut conn, &report)?;
             }
         }
     }
@@ -319,11 +381,8 @@ impl Pinger {
 
     /// Pings; when procjon has forgotten the registration (or holds another
     /// one), registers again and repeats the ping once.
-    fn ping(&mut self, conn: &mut Connection, status: u64) -> Result<(), SessionEnd> {
-        let ping = ClientFrame::Ping {
-            service: self.service.clone(),
-            status,
-        };
+    fn ping(&mut self, conn: &mut Connection, report: &Report) -> Result<(), SessionEnd> {
+        let ping = ping_frame(&self.service, report);
         let reply = match conn.exchange(&ping)? {
             ServerFrame::Error {
                 code: code @ (ErrorCode::NotRegistered | ErrorCode::BadStatus),
@@ -340,11 +399,35 @@ impl Pinger {
         };
         match reply {
             ServerFrame::Ok => {
-                log::debug!("pinged {} with status {status}", self.service);
+                log::debug!("pinged {} with status {}", self.service, report.status);
                 self.pinged = true;
                 Ok(())
             }
             ServerFrame::Error { code, message } => Err(self.refused("ping", code, message)),
+        }
+    }
+
+    /// After the last report: unregisters the service if asked to.
+    fn finish(&mut self, conn: &mut Connection, finish: &Finish) -> Result<(), SessionEnd> {
+        let Finish::Unregister { reason } = finish else {
+            log::info!("finished; {} stays registered", self.service);
+            return Ok(());
+        };
+        let frame = ClientFrame::Unregister {
+            service: self.service.clone(),
+            reason: Some(detail_text(reason)).filter(|r| !r.is_empty()),
+        };
+        match conn.exchange(&frame)? {
+            ServerFrame::Ok => {
+                log::info!("unregistered {}: {reason}", self.service);
+                Ok(())
+            }
+            // Gone already (unregistered before a lost reply, or removed).
+            ServerFrame::Error {
+                code: ErrorCode::NotRegistered,
+                ..
+            } => Ok(()),
+            ServerFrame::Error { code, message } => Err(self.refused("unregister", code, message)),
         }
     }
 
@@ -367,17 +450,35 @@ impl Pinger {
         }
     }
 
+    /// Takes in a check outcome: the newest report to ping with, and the
+    /// agent's last one when it has finished.
+    fn take(&mut self, outcome: Outcome) -> Option<Report> {
+        match outcome {
+            Outcome::Check(report) => {
+                if report.is_some() {
+                    self.latest.clone_from(&report);
+                }
+                report
+            }
+            Outcome::Last(report, finish) => {
+                self.latest = Some(report.clone());
+                self.last = Some((finish, Instant::now() + self.final_timeout));
+                Some(report)
+            }
+        }
+    }
+
     /// Blocks until the next check outcome; skips to the newest when
     /// several queued up while the connection was slow.
-    fn next_report(&mut self) -> Result<Report, SessionEnd> {
-        let mut report = self
+    fn next_report(&mut self) -> Result<Option<Report>, SessionEnd> {
+        let outcome = self
             .reports
             .recv()
             .map_err(|_| SessionEnd::Fatal(AgentError::CheckStopped))?;
+        let mut report = self.take(outcome);
         while let Ok(newer) = self.reports.try_recv() {
-            report = newer;
+            report = self.take(newer);
         }
-        self.latest = report;
         Ok(report)
     }
 
@@ -387,12 +488,46 @@ impl Pinger {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.reports.recv_timeout(left) {
-                Ok(report) => self.latest = report,
+                Ok(outcome) => {
+                    self.take(outcome);
+                }
                 Err(RecvTimeoutError::Timeout) => return Ok(()),
+                // The check thread ends after the last report.
+                Err(RecvTimeoutError::Disconnected) if self.last.is_some() => {
+                    std::thread::sleep(left);
+                    return Ok(());
+                }
                 Err(RecvTimeoutError::Disconnected) => return Err(AgentError::CheckStopped),
             }
         }
     }
+}
+
+/// The ping frame of `report`: its detail made one line of at most 256
+/// characters, and only the performance data procjon accepts (a bad value
+/// would get the whole ping refused for good).
+fn ping_frame(service: &str, report: &Report) -> ClientFrame {
+    let perfdata = report
+        .perfdata
+        .iter()
+        .filter(|value| frame::validate_perfdata(std::slice::from_ref(*value)).is_ok())
+        .take(frame::MAX_PERFDATA)
+        .cloned()
+        .collect();
+    ClientFrame::Ping {
+        service: service.to_string(),
+        status: report.status,
+        detail: report.detail.as_deref().map(detail_text),
+        perfdata,
+    }
+}
+
+/// `text` as procjon takes a detail: one line, at most 256 characters.
+fn detail_text(text: &str) -> String {
+    one_line(text.trim())
+        .chars()
+        .take(frame::MAX_DETAIL_CHARS)
+        .collect()
 }
 
 #[cfg(test)]

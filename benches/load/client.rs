@@ -151,11 +151,7 @@ pub fn register_line(service: &str, timeout_s: f64) -> Vec<u8> {
 
 /// A `ping` frame with status 0.
 pub fn ping_line(service: &str) -> Vec<u8> {
-    ClientFrame::Ping {
-        service: service.into(),
-        status: 0,
-    }
-    .encode()
+    ClientFrame::ping(service, 0).encode()
 }
 
 /// Starts a named client thread with a small stack.

@@ -132,10 +132,7 @@ impl Worker {
         let status = service.next_status;
         // Used once sent, whether or not an answer comes back.
         service.next_status += 1;
-        let frame = ClientFrame::Ping {
-            service: service.id.clone(),
-            status,
-        };
+        let frame = ClientFrame::ping(service.id.clone(), status);
         match request(conn, &frame) {
             Some(ServerFrame::Ok) => true,
             Some(other) => panic!("pinging {} with {status}: {other:?}", service.id),

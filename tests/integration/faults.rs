@@ -267,13 +267,7 @@ fn slack_down_while_a_thousand_services_flap_delivers_every_event_in_order_in_fe
         let mut batch = Vec::new();
         for id in &ids {
             for &status in statuses {
-                batch.extend(
-                    ClientFrame::Ping {
-                        service: id.clone(),
-                        status,
-                    }
-                    .encode(),
-                );
+                batch.extend(ClientFrame::ping(id.clone(), status).encode());
             }
         }
         client.send_raw(&batch).unwrap();

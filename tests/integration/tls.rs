@@ -26,10 +26,7 @@ fn assert_refused(daemon: &Daemon, tls: Arc<ClientConfig>) {
     let Ok(mut client) = Client::connect_with(daemon.addr, tls) else {
         return;
     };
-    let ping = ClientFrame::Ping {
-        service: "x".into(),
-        status: 0,
-    };
+    let ping = ClientFrame::ping("x", 0);
     if client.send_raw(&ping.encode()).is_err() {
         return;
     }
@@ -99,10 +96,7 @@ fn a_silent_client_is_dropped_after_the_handshake_deadline() {
     // And the daemon still serves.
     let mut client = Client::connect(daemon.addr);
     assert_eq!(
-        client.request(&ClientFrame::Ping {
-            service: "nobody".into(),
-            status: 0
-        }),
+        client.request(&ClientFrame::ping("nobody", 0)),
         ServerFrame::Error {
             code: procjon::ErrorCode::NotRegistered,
             message: "service nobody is not registered; send a register frame first".into()

@@ -431,10 +431,7 @@ fn sighup_reloads_certificates_without_dropping_agents() {
     );
     let mut still = Client::connect_with(daemon.addr, agent_tls(&new)).unwrap();
     assert_eq!(
-        still.request(&procjon::ClientFrame::Ping {
-            service: "after".into(),
-            status: 0
-        }),
+        still.request(&procjon::ClientFrame::ping("after", 0)),
         ServerFrame::Ok
     );
     connected.ping_ok("before", 0);

@@ -84,10 +84,7 @@ impl Client {
 
     #[track_caller]
     pub fn ping(&mut self, service: &str, status: u64) -> ServerFrame {
-        self.request(&ClientFrame::Ping {
-            service: service.into(),
-            status,
-        })
+        self.request(&ClientFrame::ping(service, status))
     }
 
     #[track_caller]
