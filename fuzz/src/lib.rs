@@ -5,7 +5,7 @@
 //! includes this file and calls them on stable Rust, so CI runs the same
 //! checks on every commit. Each panics when a property fails.
 
-use procjon::frame::{ClientFrame, MAX_FRAME_LEN, ServerFrame};
+use procjon::frame::{self, ClientFrame, MAX_FRAME_LEN, ServerFrame};
 use procjon::state_file as store;
 use rustls_pki_types::CertificateDer;
 use std::path::Path;
@@ -29,6 +29,25 @@ pub fn check_frame(data: &[u8]) {
         && let Err(err) = registration.validate()
     {
         panic!("decode accepted an invalid registration: {err}");
+    }
+    if let ClientFrame::Ping {
+        detail, perfdata, ..
+    } = &frame
+    {
+        if let Some(Err(err)) = detail.as_deref().map(|d| frame::validate_text("detail", d)) {
+            panic!("decode accepted an invalid detail: {err}");
+        }
+        if let Err(err) = frame::validate_perfdata(perfdata) {
+            panic!("decode accepted invalid perfdata: {err}");
+        }
+    }
+    if let ClientFrame::Unregister {
+        reason: Some(reason),
+        ..
+    } = &frame
+        && let Err(err) = frame::validate_text("reason", reason)
+    {
+        panic!("decode accepted an invalid reason: {err}");
     }
     let line = frame.encode();
     assert_eq!(
@@ -109,4 +128,7 @@ pub fn check_identity(data: &[u8]) {
     if let Some(identity) = procjon::tls::certificate_identity(&CertificateDer::from(data)) {
         assert!(!identity.is_empty(), "an empty identity");
     }
+    // Reading its expiry never panics either (procjon reads its own
+    // server certificate's at start-up and on SIGHUP).
+    let _ = procjon::tls::not_after(&CertificateDer::from(data));
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 pub enum Record {
     /// A service definition; replaces any earlier one for the same id.
     Register(Definition),
-    /// Forget a service (written by people; procjon never writes it).
+    /// Forget a service (written when its owner unregisters it, or by people).
     Remove {
         /// The service id.
         service: String,

@@ -8,6 +8,7 @@ mod config_errors;
 mod crash;
 mod delivery;
 mod deploy;
+mod detail;
 mod faults;
 mod http;
 mod mutation;
