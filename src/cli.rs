@@ -185,7 +185,7 @@ fn config(args: &Args, env: Env<'_>) -> Result<Config, ConfigError> {
         .or_else(|| env(WEBHOOK_ENV))
         .filter(|url| !url.trim().is_empty());
     let sink = match webhook {
-        Some(url) => Sink::Slack(SecretUrl::parse(&url, WEBHOOK_WHAT)?),
+        Some(url) => Sink::Slack(secret_url(&url, WEBHOOK_WHAT)?),
         None => Sink::Stdout,
     };
     let notify = NotifyTuning {
@@ -223,7 +223,7 @@ fn liveness(args: &Args, env: Env<'_>) -> Result<Liveness, ConfigError> {
         .clone()
         .or_else(|| env(HEARTBEAT_ENV))
         .filter(|url| !url.trim().is_empty())
-        .map(|url| SecretUrl::parse(&url, HEARTBEAT_WHAT))
+        .map(|url| secret_url(&url, HEARTBEAT_WHAT))
         .transpose()?;
     let heartbeat_interval = seconds("--heartbeat-interval", args.heartbeat_interval, false)?;
     let announce_downtime_after = match args.announce_downtime_after {
@@ -237,6 +237,14 @@ fn liveness(args: &Args, env: Env<'_>) -> Result<Liveness, ConfigError> {
         announce_downtime_after,
         stop_timeout: seconds("--stop-timeout", args.stop_timeout, true)?,
         stall_after: seconds("--stall-after", args.stall_after, false)?,
+    })
+}
+
+/// A secret URL from a flag or variable that `what` names in the error.
+fn secret_url(url: &str, what: &'static str) -> Result<SecretUrl, ConfigError> {
+    SecretUrl::parse(url).map_err(|reason| ConfigError::BadUrl {
+        what,
+        reason: reason.into(),
     })
 }
 
