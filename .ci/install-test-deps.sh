@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Installs the external checkers the HTTP integration tests run, when they are
-# missing: promtool (Debian package prometheus) checks /metrics, and a headless
-# Chromium (package chromium) loads the status page. Idempotent: installs
-# nothing when both are present. Debian/Ubuntu only (apt-get); needs root.
+# Installs the external checkers the integration tests run, when they are
+# missing: promtool (Debian package prometheus) checks /metrics, a headless
+# Chromium (package chromium) loads the status page, and the agent's exec
+# tests run a real Nagios plugin, /usr/lib/nagios/plugins/check_dummy
+# (package monitoring-plugins-basic). Idempotent: installs nothing when all
+# are present. Debian/Ubuntu only (apt-get); needs root.
 set -euo pipefail
+
+check_dummy=/usr/lib/nagios/plugins/check_dummy
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x "$check_dummy" ] || missing+=(monitoring-plugins-basic)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install-test-deps: promtool and chromium are already installed"
+    echo "install-test-deps: promtool, chromium and check_dummy are already installed"
     exit 0
 fi
 
@@ -26,3 +31,4 @@ apt-get install -y --no-install-recommends "${missing[@]}"
 
 command -v promtool >/dev/null 2>&1 || { echo "install-test-deps: promtool still missing" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "install-test-deps: chromium still missing" >&2; exit 1; }
+[ -x "$check_dummy" ] || { echo "install-test-deps: $check_dummy still missing" >&2; exit 1; }

@@ -8,6 +8,7 @@ use crate::error::AgentError;
 use crate::exec::{Exec, NAGIOS_STATUSES};
 use crate::options::Options;
 use crate::ping::Ping;
+use crate::process::Process;
 use crate::systemd::Systemd;
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ pub enum Command {
     Elasticsearch(ElasticsearchArgs),
     /// `exec [--statuses LIST] -- CMD ARGS...`.
     Exec(ExecArgs),
+    /// `process (--pidfile PATH | --name NAME | --pid N)`.
+    Process(ProcessArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -136,6 +139,24 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "process")]
+/// Report whether a process this agent doesn't own runs: running, not
+/// running, or restarted (a new pid under the same pidfile or name since the
+/// last check; reported once, then running). Found through /proc by exactly
+/// one of --pidfile, --name and --pid.
+pub struct ProcessArgs {
+    /// the file holding the process's pid, read every check, e.g. /run/nginx.pid
+    #[argh(option)]
+    pub pidfile: Option<PathBuf>,
+    /// the process's name exactly as /proc/PID/comm (ps -o comm) shows it, at most 15 bytes; the oldest of several
+    #[argh(option)]
+    pub name: Option<String>,
+    /// the process id; once it is gone the status stays not running
+    #[argh(option)]
+    pub pid: Option<u32>,
+}
+
 /// The common flags that take a value, which may follow the agent's name.
 const COMMON_OPTIONS: [&str; 15] = [
     "-s",
@@ -155,9 +176,18 @@ const COMMON_OPTIONS: [&str; 15] = [
     "--log-level",
 ];
 /// The agents' own flags that take a value.
-const AGENT_OPTIONS: [&str; 5] = ["--unit", "--host", "--user", "--ca", "--statuses"];
+const AGENT_OPTIONS: [&str; 8] = [
+    "--unit",
+    "--host",
+    "--user",
+    "--ca",
+    "--statuses",
+    "--pidfile",
+    "--name",
+    "--pid",
+];
 /// The agents' names.
-const AGENTS: [&str; 4] = ["ping", "systemd", "elasticsearch", "exec"];
+const AGENTS: [&str; 5] = ["ping", "systemd", "elasticsearch", "exec", "process"];
 
 fn is_common(arg: &str) -> bool {
     COMMON_OPTIONS.contains(&arg)
@@ -253,12 +283,13 @@ pub fn run(args: Args) -> ExitCode {
     let result = options(&args, &procjon::process_env).and_then(|options| match &args.command {
         None => Err(AgentError::BadOption {
             option: "agent",
-            reason: "choose one: ping, systemd, elasticsearch or exec (see --help)".into(),
+            reason: "choose one: ping, systemd, elasticsearch, exec or process (see --help)".into(),
         }),
         Some(Command::Ping(_)) => start(Ping, &options),
         Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
         Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
         Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
+        Some(Command::Process(a)) => start(process(a)?, &options),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -364,6 +395,34 @@ fn exec(args: &ExecArgs, deadline: Duration) -> Result<Exec, AgentError> {
         _ => &args.command[..],
     };
     Exec::new(command, statuses, deadline)
+}
+
+fn process(args: &ProcessArgs) -> Result<Process, AgentError> {
+    match (&args.pidfile, &args.name, args.pid) {
+        (Some(path), None, None) => Process::pidfile(path),
+        (None, Some(name), None) => Process::name(name),
+        (None, None, Some(pid)) => Process::pid(pid),
+        _ => {
+            let given: Vec<&str> = [
+                ("--pidfile", args.pidfile.is_some()),
+                ("--name", args.name.is_some()),
+                ("--pid", args.pid.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(flag, set)| set.then_some(flag))
+            .collect();
+            let got = match given.as_slice() {
+                [] => "none was given".to_string(),
+                flags => format!("got {}", flags.join(" and ")),
+            };
+            Err(AgentError::BadOption {
+                option: "process",
+                reason: format!(
+                    "give exactly one of --pidfile PATH, --name NAME and --pid N; {got}"
+                ),
+            })
+        }
+    }
 }
 
 /// The host name, from the kernel (Linux) or `/etc/hostname`.
@@ -502,6 +561,37 @@ mod tests {
             panic!("not exec");
         };
         assert_eq!(exec.command, strings(&["check_load", "-w", "4"]));
+    }
+
+    #[test]
+    fn process_takes_exactly_one_target() {
+        let args = parse_ok(&["process", "--pidfile", "/run/x.pid", "-s", "x", "-p", "1"]);
+        assert_eq!((args.service.as_deref(), args.period), (Some("x"), 1.0));
+        let Some(Command::Process(p)) = &args.command else {
+            panic!("not process");
+        };
+        assert_eq!(p.pidfile, Some(PathBuf::from("/run/x.pid")));
+        assert!(process(p).is_ok());
+        for (flags, got) in [
+            (&[][..], "none was given"),
+            (&["--pid", "1", "--name", "x"][..], "got --name and --pid"),
+            (
+                &["--pidfile", "p", "--name", "x", "--pid", "1"][..],
+                "got --pidfile and --name and --pid",
+            ),
+        ] {
+            let args = parse_ok(&[&["process"], flags].concat());
+            let Some(Command::Process(p)) = &args.command else {
+                panic!("not process");
+            };
+            let err = process(p).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "process: give exactly one of --pidfile PATH, --name NAME and --pid N; {got}"
+                )
+            );
+        }
     }
 
     #[test]

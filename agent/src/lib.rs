@@ -58,7 +58,9 @@ mod elasticsearch;
 mod error;
 mod exec;
 mod options;
+mod perfdata;
 mod ping;
+mod process;
 mod runner;
 mod systemd;
 
@@ -68,5 +70,6 @@ pub use error::AgentError;
 pub use exec::Exec;
 pub use options::Options;
 pub use ping::Ping;
+pub use process::Process;
 pub use runner::{Ended, run, run_to_end};
 pub use systemd::Systemd;

@@ -76,7 +76,7 @@ fn bad_service_id_is_refused() {
 #[test]
 fn unusable_flags_are_refused() {
     let dir = TempDir::new().with_certs();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["-s", "x", "-e", "localhost", "ping"],
             "--endpoint: \"localhost\" has no port",
@@ -87,7 +87,19 @@ fn unusable_flags_are_refused() {
         ),
         (
             &["-s", "x"],
-            "choose one: ping, systemd, elasticsearch or exec",
+            "choose one: ping, systemd, elasticsearch, exec or process",
+        ),
+        (
+            &["-s", "x", "process"],
+            "process: give exactly one of --pidfile PATH, --name NAME and --pid N; none was given",
+        ),
+        (
+            &["-s", "x", "process", "--pid", "1", "--pidfile", "x.pid"],
+            "got --pidfile and --pid",
+        ),
+        (
+            &["-s", "x", "process", "--name", "postgres: checkpointer"],
+            "--name: \"postgres: checkpointer\" can never match: the kernel keeps 15 bytes",
         ),
         (&["-s", "x", "exec"], "exec: no command given"),
         (

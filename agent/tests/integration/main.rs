@@ -1,6 +1,7 @@
 //! Integration tests: the real `procjonagent` binary against the real
 //! `procjon` daemon, with mutual TLS and certificates from
-//! `scripts/gen-certs.sh`, a stub `systemctl` and a fake Elasticsearch.
+//! `scripts/gen-certs.sh`, a stub `systemctl`, a fake Elasticsearch, real
+//! Nagios plugins and real processes to watch.
 
 mod support;
 
@@ -9,5 +10,6 @@ mod config_errors;
 mod elasticsearch;
 mod exec;
 mod ping;
+mod process;
 mod restart;
 mod systemd;

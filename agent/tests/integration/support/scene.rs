@@ -1,5 +1,6 @@
 //! A test's world: a temp dir with certificates and a procjon serving from
-//! it, and agents pointed at it with short timings.
+//! it (with or without its HTTP status endpoint), and agents pointed at it
+//! with short timings.
 
 use super::{AgentCommand, TempDir};
 use test_support::Daemon;
@@ -16,8 +17,18 @@ pub struct Scene {
 impl Scene {
     /// Makes certificates and starts procjon.
     pub fn new() -> Scene {
+        Scene::start(procjon)
+    }
+
+    /// Like [`Scene::new`], with procjon's HTTP status endpoint on a port
+    /// of its own (`procjon.http`), for tests that read `/api/services`.
+    pub fn with_http() -> Scene {
+        Scene::start(procjon_with_http)
+    }
+
+    fn start(daemon: fn(&TempDir) -> Builder) -> Scene {
         let dir = TempDir::new().with_certs();
-        let procjon = procjon(&dir).start();
+        let procjon = daemon(&dir).start();
         Scene { procjon, dir }
     }
 
@@ -35,10 +46,14 @@ impl Scene {
 /// certificates of `dir/certs`, notifications printed on its stdout at once
 /// (no pacing), and no HTTP status endpoint.
 pub fn procjon(dir: &TempDir) -> Builder {
+    procjon_with_http(dir).arg("--http").arg("off")
+}
+
+/// [`procjon`] with the HTTP status endpoint on `127.0.0.1:0` (the
+/// builder's default when no `--http` is given).
+pub fn procjon_with_http(dir: &TempDir) -> Builder {
     Daemon::builder(dir.path())
         .certs(dir.join("certs"))
         .arg("--slack-interval")
         .arg("0")
-        .arg("--http")
-        .arg("off")
 }
