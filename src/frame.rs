@@ -537,6 +537,15 @@ pub fn validate_perfdata(perfdata: &[PerfValue]) -> Result<(), FrameError> {
                 "perfdata value {i}: uom must have at most 8 characters, no control characters"
             ));
         }
+        let finite = [Some(value.value), value.min, value.max]
+            .into_iter()
+            .flatten()
+            .all(f64::is_finite);
+        if !finite {
+            return bad(format!(
+                "perfdata value {i}: value, min and max must be finite numbers"
+            ));
+        }
         for range in [&value.warn, &value.crit].into_iter().flatten() {
             if !short(range, 32) {
                 return bad(format!(

@@ -1,5 +1,8 @@
 //! A complete custom agent: two statuses, switching to `threshold_reached`
-//! once a counter passes a threshold, like the original procjon's example.
+//! once a counter passes a threshold, like the original procjon's example,
+//! and a detail that says where the counter is (procjon shows it in its
+//! status page and ends the status-changed message with it:
+//! `my-service status changed to threshold_reached (was ok): 6 checks, over 5`).
 //! It counts its own checks here; a real agent would read a queue length,
 //! a temperature, a file's age…
 //!
@@ -10,7 +13,7 @@
 //! cargo run -p procjon-agent --example custom
 //! ```
 
-use procjon_agent::{Agent, CheckError, Options};
+use procjon_agent::{Agent, CheckError, Options, Report};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,8 +31,19 @@ impl Agent for Threshold {
     }
 
     fn check(&mut self) -> Result<u64, CheckError> {
+        self.report().map(|report| report.status)
+    }
+
+    /// The status, and a detail for people.
+    fn report(&mut self) -> Result<Report, CheckError> {
         self.checks += 1;
-        Ok(if self.checks > THRESHOLD { 1 } else { 0 })
+        let over = self.checks > THRESHOLD;
+        let detail = if over {
+            format!("{} checks, over {THRESHOLD}", self.checks)
+        } else {
+            format!("{} checks", self.checks)
+        };
+        Ok(Report::new(u64::from(over)).with_detail(detail))
     }
 }
 

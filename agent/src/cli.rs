@@ -6,13 +6,16 @@ use crate::agent::Agent;
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::AgentError;
 use crate::exec::{Exec, NAGIOS_STATUSES};
+use crate::job::{self, JOB_STATUSES, Job};
 use crate::options::Options;
 use crate::ping::Ping;
 use crate::process::Process;
 use crate::systemd::Systemd;
 use argh::FromArgs;
+use procjon::Signal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 /// Settings an operator may give as environment variables (e.g. in a
@@ -90,6 +93,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// `process (--pidfile PATH | --name NAME | --pid N)`.
     Process(ProcessArgs),
+    /// `run [--statuses LIST] [--keep] [--final-timeout S] -- CMD ARGS...`.
+    Run(RunArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -140,6 +145,30 @@ pub struct ExecArgs {
 }
 
 #[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run")]
+/// Start a command as a child (a soak test, a migration, a backup) and
+/// report it while it runs: running, then succeeded (exit 0) or failed, with
+/// how it ended (exit 3 after 12m, killed by signal 9 after 2h); then
+/// unregister the service with that as the reason and exit with the child's
+/// exit code (128 + the signal that killed it). SIGINT, SIGTERM and SIGHUP
+/// are passed on to the child. procjon being down never changes the exit
+/// code: the last report is retried for --final-timeout.
+pub struct RunArgs {
+    /// comma-separated names for running, succeeded and failed (default running,succeeded,failed)
+    #[argh(option)]
+    pub statuses: Option<String>,
+    /// keep the service registered when the command ends (procjon then reports it not available after the timeout)
+    #[argh(switch)]
+    pub keep: bool,
+    /// seconds to keep trying to tell procjon how the command ended while it can't be reached (default 600)
+    #[argh(option, default = "600.0")]
+    pub final_timeout: f64,
+    /// the command and its arguments (put -- before them)
+    #[argh(positional, greedy)]
+    pub command: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "process")]
 /// Report whether a process this agent doesn't own runs: running, not
 /// running, or restarted (a new pid under the same pidfile or name since the
@@ -176,7 +205,8 @@ const COMMON_OPTIONS: [&str; 15] = [
     "--log-level",
 ];
 /// The agents' own flags that take a value.
-const AGENT_OPTIONS: [&str; 8] = [
+const AGENT_OPTIONS: [&str; 9] = [
+    "--final-timeout",
     "--unit",
     "--host",
     "--user",
@@ -187,7 +217,7 @@ const AGENT_OPTIONS: [&str; 8] = [
     "--pid",
 ];
 /// The agents' names.
-const AGENTS: [&str; 5] = ["ping", "systemd", "elasticsearch", "exec", "process"];
+const AGENTS: [&str; 6] = ["ping", "systemd", "elasticsearch", "exec", "process", "run"];
 
 fn is_common(arg: &str) -> bool {
     COMMON_OPTIONS.contains(&arg)
@@ -271,8 +301,10 @@ pub fn hoist_common_flags(args: Vec<String>) -> Vec<String> {
 
 /// Runs what the arguments ask for and returns the process exit code. Runs
 /// until killed unless the configuration is unusable or procjon refuses the
-/// service for good.
-pub fn run(args: Args) -> ExitCode {
+/// service for good; `run` until its child exits. `signals` carries the
+/// signals the binary takes for `run` (see [`Args::takes_signals`]), which
+/// are passed on to its child.
+pub fn run(args: Args, signals: Receiver<Signal>) -> ExitCode {
     if args.version {
         println!(
             "{}",
@@ -280,29 +312,107 @@ pub fn run(args: Args) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let result = options(&args, &procjon::process_env).and_then(|options| match &args.command {
+    let options = match options(&args, &procjon::process_env) {
+        Ok(options) => options,
+        Err(err) => return failed(err),
+    };
+    let result = match &args.command {
         None => Err(AgentError::BadOption {
             option: "agent",
-            reason: "choose one: ping, systemd, elasticsearch, exec or process (see --help)".into(),
+            reason: "choose one: ping, systemd, elasticsearch, exec, process or run (see --help)"
+                .into(),
         }),
         Some(Command::Ping(_)) => start(Ping, &options),
-        Some(Command::Systemd(a)) => start(Systemd::new(&a.unit, options.period)?, &options),
-        Some(Command::Elasticsearch(a)) => start(elasticsearch(a, options.period)?, &options),
-        Some(Command::Exec(a)) => start(exec(a, options.period)?, &options),
-        Some(Command::Process(a)) => start(process(a)?, &options),
-    });
+        Some(Command::Systemd(a)) => {
+            Systemd::new(&a.unit, options.period).and_then(|agent| start(agent, &options))
+        }
+        Some(Command::Elasticsearch(a)) => {
+            elasticsearch(a, options.period).and_then(|agent| start(agent, &options))
+        }
+        Some(Command::Exec(a)) => exec(a, options.period).and_then(|agent| start(agent, &options)),
+        Some(Command::Process(a)) => process(a).and_then(|agent| start(agent, &options)),
+        Some(Command::Run(a)) => {
+            return match run_job(a, options, signals) {
+                Ok(code) => ExitCode::from(code),
+                Err(err) => failed(err),
+            };
+        }
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("procjonagent: {err}");
-            match err {
-                AgentError::Thread { .. } | AgentError::CheckStopped | AgentError::Finished => {
-                    ExitCode::from(1)
-                }
-                _ => ExitCode::from(2),
-            }
-        }
+        Err(err) => failed(err),
     }
+}
+
+/// Prints the error that stopped the agent and picks its exit code: 1 for
+/// the agent's own failures, 2 for what the user must fix.
+fn failed(err: AgentError) -> ExitCode {
+    eprintln!("procjonagent: {err}");
+    match err {
+        AgentError::Thread { .. } | AgentError::CheckStopped | AgentError::Finished => {
+            ExitCode::from(1)
+        }
+        _ => ExitCode::from(2),
+    }
+}
+
+impl Args {
+    /// Whether the agent takes SIGINT, SIGTERM and SIGHUP itself (to pass
+    /// them on to `run`'s child) rather than leaving them their default.
+    pub fn takes_signals(&self) -> bool {
+        matches!(self.command, Some(Command::Run(_)))
+    }
+}
+
+/// `run`: checks everything, starts the child, passes signals on to it,
+/// reports it until it exits, and returns its exit code. A refusal from
+/// procjon that retrying can't fix is logged, and the child left to finish:
+/// monitoring must never cut a three-day job short.
+fn run_job(
+    args: &RunArgs,
+    mut options: Options,
+    signals: Receiver<Signal>,
+) -> Result<u8, AgentError> {
+    options.final_timeout = Duration::try_from_secs_f64(args.final_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| AgentError::BadOption {
+            option: "--final-timeout",
+            reason: format!(
+                "{} is not a usable number of seconds; give a number above 0",
+                args.final_timeout
+            ),
+        })?;
+    let statuses = match &args.statuses {
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        None => JOB_STATUSES.map(String::from).to_vec(),
+    };
+    let command = match args.command.split_first() {
+        Some((dashes, rest)) if dashes == "--" => rest,
+        _ => &args.command[..],
+    };
+    let mut job = Job::new(command, statuses, args.keep)?;
+    crate::validate(&job, &options)?;
+    let handle = job.start()?;
+    let forwarding = handle.clone();
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals {
+                forwarding.signal(signal);
+            }
+        });
+    match crate::run_to_end(job, &options) {
+        Ok(ended) if !ended.delivered => log::error!(
+            "procjon did not hear how the command ended; it will report the service as not available"
+        ),
+        Ok(_) => {}
+        Err(err) => log::error!(
+            "{err}; the command goes on, and procjonagent exits with its exit code when it ends"
+        ),
+    }
+    let status = handle.wait();
+    Ok(job::exit_code(status))
 }
 
 fn start(agent: impl Agent, options: &Options) -> Result<(), AgentError> {

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+#[path = "../../src/signal_wait.rs"]
+mod signal_wait;
 #[path = "../../src/static_nss.rs"]
 mod static_nss;
 
@@ -20,7 +22,13 @@ fn main() -> ExitCode {
             "glibc refused to restrict host lookups to /etc/hosts and DNS; using nsswitch.conf"
         );
     }
-    procjon_agent::cli::run(args)
+    let (signals, received) = std::sync::mpsc::channel();
+    if args.takes_signals() && !signal_wait::forward(signals) {
+        log::warn!(
+            "cannot take SIGTERM, SIGINT and SIGHUP on a thread of their own: they stop procjonagent and not its child"
+        );
+    }
+    procjon_agent::cli::run(args, received)
 }
 
 /// `-l LEVEL` (or `PROCJONAGENT_LOG_LEVEL`) wins over `RUST_LOG`; the default is info. `-l` sets the

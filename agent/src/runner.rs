@@ -62,18 +62,12 @@ pub fn run<A: Agent>(agent: A, options: &Options) -> Result<Infallible, AgentErr
 /// trying for `options.final_timeout`, then returns with `delivered`
 /// false.
 pub fn run_to_end<A: Agent>(agent: A, options: &Options) -> Result<Ended, AgentError> {
-    let registration = registration(&agent, options)?;
-    let endpoint = Endpoint::parse(&options.endpoint)?;
-    let tls = procjon::tls::client_config(&options.root_cert, &options.cert, &options.key)?;
+    let Checked {
+        registration,
+        endpoint,
+        tls,
+    } = check(&agent, options)?;
     let failure = agent.failure_status();
-    if let Some(status) = failure.filter(|s| *s >= registration.statuses.len() as u64) {
-        return Err(AgentError::BadStatuses {
-            reason: format!(
-                "the failure status {status} is past the {} names",
-                registration.statuses.len()
-            ),
-        });
-    }
     let (reports, received) = mpsc::channel();
     let checker = Checker {
         failure,
@@ -100,6 +94,43 @@ pub fn run_to_end<A: Agent>(agent: A, options: &Options) -> Result<Ended, AgentE
         backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
     }
     .run()
+}
+
+/// What [`check`] found usable.
+struct Checked {
+    registration: Registration,
+    endpoint: Endpoint,
+    tls: Arc<ClientConfig>,
+}
+
+/// Checks everything [`run`] and [`run_to_end`] would refuse before they
+/// start anything: the options, the agent's statuses, procjon's address and
+/// the certificate files. For an agent that starts something it must not
+/// leave behind (`run`'s child), before starting it.
+pub fn validate(agent: &impl Agent, options: &Options) -> Result<(), AgentError> {
+    check(agent, options).map(drop)
+}
+
+fn check(agent: &impl Agent, options: &Options) -> Result<Checked, AgentError> {
+    let registration = registration(agent, options)?;
+    let endpoint = Endpoint::parse(&options.endpoint)?;
+    let tls = procjon::tls::client_config(&options.root_cert, &options.cert, &options.key)?;
+    if let Some(status) = agent
+        .failure_status()
+        .filter(|s| *s >= registration.statuses.len() as u64)
+    {
+        return Err(AgentError::BadStatuses {
+            reason: format!(
+                "the failure status {status} is past the {} names",
+                registration.statuses.len()
+            ),
+        });
+    }
+    Ok(Checked {
+        registration,
+        endpoint,
+        tls,
+    })
 }
 
 /// Validates the options and the agent's statuses into the register frame.

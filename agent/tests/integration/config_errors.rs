@@ -87,7 +87,7 @@ fn unusable_flags_are_refused() {
         ),
         (
             &["-s", "x"],
-            "choose one: ping, systemd, elasticsearch, exec or process",
+            "choose one: ping, systemd, elasticsearch, exec, process or run",
         ),
         (
             &["-s", "x", "process"],

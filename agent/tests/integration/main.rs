@@ -12,4 +12,5 @@ mod exec;
 mod ping;
 mod process;
 mod restart;
+mod run;
 mod systemd;

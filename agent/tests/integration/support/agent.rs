@@ -167,6 +167,36 @@ impl RunningAgent {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends the agent `signal` (`TERM`, `INT`, ...) with kill(1).
+    #[track_caller]
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the agent to exit on its own; returns its
+    /// exit code.
+    #[track_caller]
+    pub fn wait_exit(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for procjonagent") {
+                self.stderr.wait_closed(WAIT);
+                return status.code().expect("procjonagent killed by a signal");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "procjonagent did not exit within {limit:?}; log:\n{}",
+                self.stderr.all().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the agent and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
