@@ -4,11 +4,12 @@
 //! problem the user must fix).
 
 use crate::config::{Config, ConfigError, Liveness, NotifyTuning, Sink};
+use crate::registry::PolicyConfig;
 use crate::registry::{Availability, Limits};
 use crate::secret_url::SecretUrl;
 use crate::settings::{
-    DEFAULT_HTTP, Env, HEARTBEAT_ENV, HEARTBEAT_WHAT, WEBHOOK_ENV, WEBHOOK_WHAT, process_env,
-    setting,
+    DEFAULT_HTTP, Env, HEARTBEAT_ENV, HEARTBEAT_WHAT, WEBHOOK_ENV, WEBHOOK_WHAT, parse_duration,
+    process_env, setting,
 };
 use crate::signal::Signal;
 use crate::version::version;
@@ -84,6 +85,18 @@ pub struct Args {
     /// seconds a stop (SIGTERM, SIGINT) waits for queued notifications to be delivered (default 5)
     #[argh(option, default = "5.0")]
     pub stop_timeout: f64,
+    /// how long a service may stay not available, or in a non-zero status, before the first reminder, then at doubling lengths: seconds or 30m, 4h, 1d (default 4h; 0 turns reminders off)
+    #[argh(option, default = "String::from(\"4h\")")]
+    pub remind_after: String,
+    /// most reminders per outage (default 5)
+    #[argh(option, default = "5")]
+    pub remind_max: u32,
+    /// changes of a service's state within --flap-window past which it is flapping and its changes are held (default 6; 0 turns it off)
+    #[argh(option, default = "6")]
+    pub flap_changes: u32,
+    /// the flapping window: seconds or 10m, 1h (default 10m)
+    #[argh(option, default = "String::from(\"10m\")")]
+    pub flap_window: String,
     /// seconds one of procjon's own threads may spend in one operation (a post, an fsync) before it counts as stalled: systemd's watchdog pings stop and the heartbeat fails (default 60)
     #[argh(option, default = "60.0")]
     pub stall_after: f64,
@@ -213,7 +226,28 @@ fn config(args: &Args, env: Env<'_>) -> Result<Config, ConfigError> {
             max_services: at_least_one("--max-services", args.max_services as u64)? as usize,
         },
         liveness: liveness(args, env)?,
+        policy: PolicyConfig {
+            remind_after: duration_flag("--remind-after", &args.remind_after, true)?,
+            remind_max: args.remind_max,
+            flap_changes: args.flap_changes,
+            flap_window: duration_flag("--flap-window", &args.flap_window, false)?,
+        },
     })
+}
+
+/// A flag's length of time (see [`parse_duration`]), at most 30 days;
+/// zero only when allowed.
+fn duration_flag(flag: &'static str, text: &str, zero_ok: bool) -> Result<Duration, ConfigError> {
+    match parse_duration(text) {
+        Some(d) if d <= Duration::from_secs(30 * 86_400) && (zero_ok || !d.is_zero()) => Ok(d),
+        _ => Err(ConfigError::BadFlag {
+            flag,
+            reason: format!(
+                "{text:?} is not a usable length of time; give seconds or a number with s, m, h or d (e.g. 90, 10m, 4h){}",
+                if zero_ok { ", or 0" } else { "" }
+            ),
+        }),
+    }
 }
 
 /// The heartbeat, stop and stall settings.

@@ -40,6 +40,8 @@ pub struct Config {
     pub limits: crate::registry::Limits,
     /// Watching the watcher: heartbeat, stop and stall settings.
     pub liveness: Liveness,
+    /// The notification policy's defaults (reminders, flapping).
+    pub policy: crate::registry::PolicyConfig,
 }
 
 /// How procjon tells others it is alive, and how it stops.

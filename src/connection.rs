@@ -415,6 +415,28 @@ fn handle(line: &[u8], identity: &str, ctx: &Context) -> Result<bool, FrameError
                 .register(registration, identity)
                 .map(|()| false)
         }
+        ClientFrame::Silence {
+            service,
+            for_s,
+            reason,
+        } => {
+            log::debug!("silence {service} for {for_s} s ({reason:?})");
+            ctx.registry
+                .silence(
+                    &service,
+                    Duration::from_secs_f64(for_s),
+                    reason.as_deref(),
+                    Some(identity),
+                    identity,
+                )
+                .map(|()| false)
+        }
+        ClientFrame::Unsilence { service } => {
+            log::debug!("unsilence {service}");
+            ctx.registry
+                .unsilence(&service, Some(identity))
+                .map(|()| false)
+        }
         ClientFrame::Unregister { service, reason } => {
             log::debug!("unregister {service} ({reason:?})");
             ctx.registry

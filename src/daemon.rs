@@ -19,7 +19,7 @@ use crate::store::{
     self, LastSeen, LiveState, Record, State, StoreCmd, StoreHealth, Timestamp, Writer, WriterLinks,
 };
 use crate::systemd::Systemd;
-use crate::timer::TimerHandle;
+use crate::timer::{Due, TimerHandle};
 use crate::watchdog::{ALIVE_EVERY, Watchdog};
 use crate::{listener, tls};
 use std::net::SocketAddr;
@@ -89,6 +89,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         timer.clone(),
         started,
         config.limits,
+        config.policy,
     ));
     if let Some(text) = back {
         // Before any thread runs: the first announcement of this run.
@@ -118,9 +119,13 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     let timer_progress = threads.timer.clone();
     let timer_thread = timer.clone();
     spawn("timer", move || {
-        timer_thread.run(|service, generation, now| {
+        timer_thread.run(|due, now| {
             let _busy = timer_progress.busy();
-            expiring.expire(service, generation, now)
+            match due.due {
+                Due::Expiry => expiring.expire(&due.service, due.generation, now),
+                Due::Policy => expiring.policy_due(&due.service, due.generation, now),
+                Due::Reminders => expiring.remind(now),
+            }
         })
     })?;
 

@@ -19,6 +19,12 @@ pub const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
 pub const MAX_DETAIL_CHARS: usize = 256;
 /// Most performance data values one ping may carry.
 pub const MAX_PERFDATA: usize = 32;
+/// Most services one service may depend on.
+pub const MAX_DEPENDS_ON: usize = 16;
+/// Longest silence, and longest first reminder: 7 days, in seconds.
+pub const MAX_SILENCE_S: f64 = MAX_TIMEOUT_S;
+/// Most consecutive pings a status change may need to be confirmed.
+pub const MAX_CONFIRM: u32 = 100;
 
 /// A frame sent by an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +46,22 @@ pub enum ClientFrame {
         /// Performance data that came with the status (a Nagios plugin's).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         perfdata: Vec<PerfValue>,
+    },
+    /// Hold a service's notifications back for a while (maintenance):
+    /// its events are recorded, not posted.
+    Silence {
+        /// The service id, or `*`: every service the caller's identity owns.
+        service: String,
+        /// For how many seconds; above 0 and at most 7 days.
+        for_s: f64,
+        /// Why, for people (`deploy`): at most 256 characters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// End a silence now.
+    Unsilence {
+        /// The service id, or `*`.
+        service: String,
     },
     /// Retire a service: procjon announces it and forgets it.
     Unregister {
@@ -98,6 +120,72 @@ pub struct Registration {
     pub timeout_s: f64,
     /// Human-readable status names, indexed by pings.
     pub statuses: Vec<String>,
+    /// How its notifications are handled (absent fields: the daemon's
+    /// defaults).
+    #[serde(flatten)]
+    pub policy: Policy,
+}
+
+/// A service's notification policy, as its register frame sets it. Every
+/// field is optional: absent, the daemon's defaults apply.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Policy {
+    /// Seconds the service may stay not available, or in a non-zero status,
+    /// before the first reminder (then at doubling intervals); 0: never.
+    /// Absent: `--remind-after`. Whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_s: Option<u64>,
+    /// Consecutive pings that must report a status change (or availability
+    /// after an outage) before it is announced, 1 to 100. Absent: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<u32>,
+    /// Ids of the services this one depends on (at most 16; unknown ids
+    /// are allowed and count once they register). While one of them is
+    /// not available, this service's own events are held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+impl Policy {
+    /// Whether every setting is the default.
+    pub fn is_default(&self) -> bool {
+        *self == Policy::default()
+    }
+
+    /// Checks the limits of each setting; `service` is the service it
+    /// belongs to (it can't depend on itself).
+    pub fn validate(&self, service: &str) -> Result<(), FrameError> {
+        let bad = |message: String| Err(FrameError::new(ErrorCode::BadFrame, message));
+        if let Some(remind) = self.remind_s
+            && remind as f64 > MAX_SILENCE_S
+        {
+            return bad(format!(
+                "remind_s {remind} is out of range; give 0 (never) to {MAX_SILENCE_S} (7 days)"
+            ));
+        }
+        if let Some(confirm) = self.confirm
+            && !(1..=MAX_CONFIRM).contains(&confirm)
+        {
+            return bad(format!(
+                "confirm {confirm} is out of range; give 1 to {MAX_CONFIRM}"
+            ));
+        }
+        if self.depends_on.len() > MAX_DEPENDS_ON {
+            return bad(format!(
+                "depends_on names {} services; at most {MAX_DEPENDS_ON} are allowed",
+                self.depends_on.len()
+            ));
+        }
+        for parent in &self.depends_on {
+            validate_service(parent).map_err(|err| {
+                FrameError::new(ErrorCode::BadFrame, format!("depends_on: {}", err.message))
+            })?;
+            if parent == service {
+                return bad(format!("depends_on: {service} can't depend on itself"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The reply to one client frame.
@@ -227,6 +315,10 @@ struct RawFrame {
     detail: Option<String>,
     perfdata: Option<Vec<PerfValue>>,
     reason: Option<String>,
+    for_s: Option<f64>,
+    remind_s: Option<u64>,
+    confirm: Option<u32>,
+    depends_on: Option<Vec<String>>,
 }
 
 impl ClientFrame {
@@ -276,6 +368,11 @@ impl ClientFrame {
                     service,
                     timeout_s,
                     statuses,
+                    policy: Policy {
+                        remind_s: raw.remind_s,
+                        confirm: raw.confirm,
+                        depends_on: raw.depends_on.unwrap_or_default(),
+                    },
                 };
                 registration.validate()?;
                 Ok(ClientFrame::Register(registration))
@@ -297,6 +394,32 @@ impl ClientFrame {
                     perfdata,
                 })
             }
+            "silence" => {
+                validate_target(&service)?;
+                let for_s = raw
+                    .for_s
+                    .ok_or_else(|| FrameError::new(ErrorCode::BadFrame, "missing field `for_s`"))?;
+                if !(for_s > 0.0 && for_s <= MAX_SILENCE_S) {
+                    return Err(FrameError::new(
+                        ErrorCode::BadFrame,
+                        format!(
+                            "for_s {for_s} is out of range; a silence lasts above 0 and at most {MAX_SILENCE_S} seconds (7 days)"
+                        ),
+                    ));
+                }
+                if let Some(reason) = &raw.reason {
+                    validate_text("reason", reason)?;
+                }
+                Ok(ClientFrame::Silence {
+                    service,
+                    for_s,
+                    reason: raw.reason,
+                })
+            }
+            "unsilence" => {
+                validate_target(&service)?;
+                Ok(ClientFrame::Unsilence { service })
+            }
             "unregister" => {
                 validate_service(&service)?;
                 if let Some(reason) = &raw.reason {
@@ -310,7 +433,7 @@ impl ClientFrame {
             other => Err(FrameError::new(
                 ErrorCode::BadFrame,
                 format!(
-                    "unknown frame type {other:?}; expected \"register\", \"ping\" or \"unregister\""
+                    "unknown frame type {other:?}; expected \"register\", \"ping\", \"silence\", \"unsilence\" or \"unregister\""
                 ),
             )),
         }
@@ -435,9 +558,20 @@ fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl Registration {
+    /// A registration with the default policy.
+    pub fn new(service: impl Into<String>, timeout_s: f64, statuses: Vec<String>) -> Registration {
+        Registration {
+            service: service.into(),
+            timeout_s,
+            statuses,
+            policy: Policy::default(),
+        }
+    }
+
     /// Checks the limits of protocol v1; the error says which field is wrong.
     pub fn validate(&self) -> Result<(), FrameError> {
-        validate_definition(&self.service, self.timeout_s, &self.statuses)
+        validate_definition(&self.service, self.timeout_s, &self.statuses)?;
+        self.policy.validate(&self.service)
     }
 
     /// The timeout as a [`std::time::Duration`].
@@ -492,6 +626,16 @@ pub fn validate_definition(
         }
     }
     Ok(())
+}
+
+/// Checks the service of a silence frame: an id, or `*` (every service of
+/// the caller's identity).
+pub fn validate_target(service: &str) -> Result<(), FrameError> {
+    if service == "*" {
+        Ok(())
+    } else {
+        validate_service(service)
+    }
 }
 
 /// Checks a ping's detail or an unregister's reason (`field` names it):
@@ -702,6 +846,7 @@ mod tests {
                 service: "web-1".into(),
                 timeout_s: 0.5,
                 statuses: vec!["ok".into(), "degraded".into()],
+                policy: Default::default(),
             })
         );
         let ping = ClientFrame::decode(br#"{"type":"ping","service":"a@b:c/d_e.f-g","status":3}"#)
@@ -753,6 +898,7 @@ mod tests {
                 service: "y".into(),
                 timeout_s: 10.0,
                 statuses: vec!["ok".into()],
+                policy: Default::default(),
             }),
         ];
         for frame in frames {

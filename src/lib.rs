@@ -98,7 +98,7 @@ pub use version::{GIT_REVISION, version_of};
 /// (and the fuzz targets and tests). See `docs/state-file.md`.
 pub mod state_file {
     pub use crate::store::{
-        Announcement, Definition, MAX_SEQ, Record, Replay, ServiceState, State, StoreError,
-        Timestamp, encode_record, replay, replay_bytes,
+        Announcement, Definition, Hold, Kind, MAX_SEQ, PolicyState, Record, Replay, ServiceState,
+        Silence, State, StoreError, Timestamp, encode_record, replay, replay_bytes,
     };
 }

@@ -34,6 +34,87 @@ pub fn not_available(service: &str, silent_for: Duration) -> String {
     )
 }
 
+/// `<id> is not available (no ping for <duration>); <n> dependent services
+/// affected`: the line of a service that others depend on.
+pub fn not_available_with_dependents(
+    service: &str,
+    silent_for: Duration,
+    dependents: usize,
+) -> String {
+    let line = not_available(service, silent_for);
+    if dependents == 0 {
+        line
+    } else {
+        format!("{line}; {dependents} dependent services affected")
+    }
+}
+
+/// `<id> silenced for <duration> by <who>: <reason>`
+pub fn silenced(service: &str, length: Duration, by: &str, reason: Option<&str>) -> String {
+    let line = format!("{service} silenced for {} by {by}", round_duration(length));
+    match reason.filter(|r| !r.is_empty()) {
+        Some(reason) => format!("{line}: {reason}"),
+        None => line,
+    }
+}
+
+/// `<id> silence ended`
+pub fn silence_ended(service: &str) -> String {
+    format!("{service} silence ended")
+}
+
+/// `<id> is still not available (for <duration>)`, or `<id> is still
+/// <status> (for <duration>)` for a service in a non-zero status.
+pub fn reminder(service: &str, state: Option<&str>, bad_for: Duration) -> String {
+    let state = state.unwrap_or("not available");
+    format!(
+        "{service} is still {state} (for {})",
+        round_duration(bad_for)
+    )
+}
+
+/// `<id> is flapping (<n> changes in <window>)`
+pub fn flapping(service: &str, changes: usize, window: Duration) -> String {
+    format!(
+        "{service} is flapping ({changes} changes in {})",
+        round_duration(window)
+    )
+}
+
+/// `<id> is stable again: <available|not available>, <status>`
+pub fn stable(service: &str, available: bool, status: &str) -> String {
+    let availability = if available {
+        "available"
+    } else {
+        "not available"
+    };
+    format!("{service} is stable again: {availability}, {status}")
+}
+
+/// A duration in its largest units, without a trailing zero one: `8h`,
+/// `1h30m`, `10m`, `45s`, `2d`, `3d4h`. For lengths people chose or
+/// thresholds (a silence, a reminder, a window), which are round.
+pub fn round_duration(d: Duration) -> String {
+    let total = d.as_secs_f64().round() as u64;
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    let units = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")];
+    let Some(first) = units.iter().position(|(n, _)| *n > 0) else {
+        return "0s".into();
+    };
+    let mut out = format!("{}{}", units[first].0, units[first].1);
+    if let Some((n, unit)) = units.get(first + 1)
+        && *n > 0
+    {
+        out.push_str(&format!("{n}{unit}"));
+    }
+    out
+}
+
 /// A duration the way people say it: `0.3s`, `12s`, `4m10s`, `2h5m`, `3d4h`.
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
@@ -156,6 +237,49 @@ mod tests {
             not_available("web-1", Duration::from_millis(10_020)),
             "web-1 is not available (no ping for 10s)"
         );
+    }
+
+    #[test]
+    fn policy_phrases_are_exact() {
+        assert_eq!(
+            silenced(
+                "web-1",
+                Duration::from_secs(3600),
+                "deploy-bot",
+                Some("deploy")
+            ),
+            "web-1 silenced for 1h by deploy-bot: deploy"
+        );
+        assert_eq!(silence_ended("web-1"), "web-1 silence ended");
+        assert_eq!(
+            reminder("web-1", None, Duration::from_secs(8 * 3600)),
+            "web-1 is still not available (for 8h)"
+        );
+        assert_eq!(
+            reminder("web-1", Some("degraded"), Duration::from_secs(8 * 3600)),
+            "web-1 is still degraded (for 8h)"
+        );
+        assert_eq!(
+            flapping("web-1", 7, Duration::from_secs(600)),
+            "web-1 is flapping (7 changes in 10m)"
+        );
+        assert_eq!(
+            stable("web-1", true, "ok"),
+            "web-1 is stable again: available, ok"
+        );
+        assert_eq!(
+            not_available_with_dependents("host-web-1", Duration::from_secs(30), 12),
+            "host-web-1 is not available (no ping for 30s); 12 dependent services affected"
+        );
+        for (secs, text) in [
+            (5400, "1h30m"),
+            (86_400, "1d"),
+            (273_600, "3d4h"),
+            (45, "45s"),
+            (0, "0s"),
+        ] {
+            assert_eq!(round_duration(Duration::from_secs(secs)), text);
+        }
     }
 
     #[test]

@@ -264,12 +264,16 @@ mod tests {
                 timeout_s: 5.0,
                 statuses: vec!["ok".to_string(), "degraded".to_string()].into(),
                 owner: Some("procjonagent".into()),
+                policy: None,
             },
             availability,
             status: 1,
             last_ping_age: age_ms.map(Duration::from_millis),
             last_change: None,
             detail: None,
+            silence: None,
+            suppressed_by: None,
+            flapping: false,
         }
     }
 

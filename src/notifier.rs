@@ -395,7 +395,7 @@ mod tests {
             available: true,
             status: 0,
             text: format!("{service} is available"),
-            at: Default::default(),
+            ..Default::default()
         })
     }
 

@@ -64,7 +64,57 @@ pub fn setting_from(
         .unwrap_or_else(|| default.to_string())
 }
 
+/// A length of time as people write it on a command line: seconds
+/// (`90`, `0.5`), or a number with a unit: `s`, `m`, `h`, `d` (`90s`,
+/// `10m`, `4h`, `1.5h`, `7d`). `None` for anything else, or a negative or
+/// non-finite one.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return None,
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    std::time::Duration::try_from_secs_f64(value * scale).ok()
+}
+
 /// Reads the process environment.
 pub fn process_env(var: &str) -> Option<String> {
     std::env::var(var).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_durations_with_and_without_units() {
+        for (text, secs) in [
+            ("90", 90.0),
+            ("0.5", 0.5),
+            ("90s", 90.0),
+            ("10m", 600.0),
+            ("4h", 14_400.0),
+            ("1.5h", 5400.0),
+            ("7d", 604_800.0),
+            (" 2m ", 120.0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs_f64(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "h", "-1", "4w", "1h30m", "NaN", "inf"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
 }

@@ -24,6 +24,19 @@ pub struct Deadline {
     pub service: Arc<str>,
     /// The registry's arming generation for this service.
     pub generation: u64,
+    /// What comes due.
+    pub due: Due,
+}
+
+/// What a [`Deadline`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Due {
+    /// The service's timeout: is it still pinging?
+    Expiry,
+    /// Its notification policy: a silence ends, it may be stable again.
+    Policy,
+    /// Reminders of every service still down (the service id is empty).
+    Reminders,
 }
 
 impl Ord for Deadline {
@@ -32,6 +45,7 @@ impl Ord for Deadline {
             .cmp(&other.at)
             .then_with(|| self.service.cmp(&other.service))
             .then_with(|| self.generation.cmp(&other.generation))
+            .then_with(|| self.due.cmp(&other.due))
     }
 }
 
@@ -111,9 +125,9 @@ impl TimerHandle {
         self.shared.wake.notify_one();
     }
 
-    /// The timer thread's body. `on_due(service, generation, now)` is called
-    /// for each entry that comes due and returns `Some(next)` to re-arm it.
-    pub fn run(&self, mut on_due: impl FnMut(&str, u64, Instant) -> Option<Instant>) {
+    /// The timer thread's body. `on_due(deadline, now)` is called for each
+    /// entry that comes due and returns `Some(next)` to re-arm it.
+    pub fn run(&self, mut on_due: impl FnMut(&Deadline, Instant) -> Option<Instant>) {
         let mut heap: BinaryHeap<Reverse<Deadline>> = BinaryHeap::new();
         loop {
             {
@@ -159,7 +173,7 @@ impl TimerHandle {
                 let Some(Reverse(due)) = heap.pop() else {
                     break;
                 };
-                if let Some(next) = on_due(&due.service, due.generation, now) {
+                if let Some(next) = on_due(&due, now) {
                     // A deadline not in the future would spin; look again a moment later.
                     let at = next.max(now + std::time::Duration::from_millis(1));
                     heap.push(Reverse(Deadline { at, ..due }));
@@ -185,8 +199,9 @@ mod tests {
         let runner = timer.clone();
         let thread = std::thread::spawn(move || {
             let mut rearmed = false;
-            runner.run(|service, generation, now| {
-                tx.send((service.to_string(), generation)).unwrap();
+            runner.run(|due, now| {
+                let service = &*due.service;
+                tx.send((service.to_string(), due.generation)).unwrap();
                 if service == "b" && !rearmed {
                     rearmed = true;
                     return Some(now + Duration::from_millis(30));
@@ -200,6 +215,7 @@ mod tests {
                 at: start + Duration::from_millis(ms),
                 service: name.into(),
                 generation: 7,
+                due: Due::Expiry,
             });
         }
         let got: Vec<String> = (0..4)

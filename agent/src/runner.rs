@@ -163,6 +163,7 @@ fn registration(agent: &impl Agent, options: &Options) -> Result<Registration, A
         service: options.service.clone(),
         timeout_s: timeout,
         statuses: agent.statuses(),
+        policy: Default::default(),
     };
     registration
         .validate()

@@ -145,6 +145,7 @@ pub fn register_line(service: &str, timeout_s: f64) -> Vec<u8> {
         service: service.into(),
         timeout_s,
         statuses: vec!["ok".into(), "degraded".into()],
+        policy: Default::default(),
     })
     .encode()
 }

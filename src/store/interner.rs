@@ -7,6 +7,7 @@
 //! that keeps registering new status lists can't grow the sets for ever.
 
 use super::Definition;
+use crate::frame::Policy;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub struct Interner {
     statuses: HashSet<Arc<[String]>>,
     owners: HashSet<Arc<str>>,
+    policies: HashSet<Arc<Policy>>,
     /// Set sizes at which unused copies are dropped next.
     prune_at: usize,
 }
@@ -46,24 +48,43 @@ impl Interner {
         shared
     }
 
-    /// Replaces `definition`'s status list and owner with the shared copies.
+    /// The shared copy of `policy`, or none for the default one.
+    pub fn policy(&mut self, policy: &Policy) -> Option<Arc<Policy>> {
+        if policy.is_default() {
+            return None;
+        }
+        if let Some(shared) = self.policies.get(policy) {
+            return Some(shared.clone());
+        }
+        self.prune();
+        let shared = Arc::new(policy.clone());
+        self.policies.insert(shared.clone());
+        Some(shared)
+    }
+
+    /// Replaces `definition`'s status list, owner and policy with the
+    /// shared copies.
     pub fn share(&mut self, definition: &mut Definition) {
         definition.statuses = self.statuses(&definition.statuses);
         if let Some(owner) = &definition.owner {
             definition.owner = Some(self.owner(owner));
+        }
+        if let Some(policy) = &definition.policy {
+            definition.policy = self.policy(policy);
         }
     }
 
     /// Drops the copies only the sets hold, once the sets have doubled
     /// since the last time: amortized constant work per insert.
     fn prune(&mut self) {
-        let size = self.statuses.len() + self.owners.len();
+        let size = self.statuses.len() + self.owners.len() + self.policies.len();
         if size < self.prune_at.max(PRUNE_FLOOR) {
             return;
         }
         self.statuses.retain(|s| Arc::strong_count(s) > 1);
         self.owners.retain(|o| Arc::strong_count(o) > 1);
-        self.prune_at = 2 * (self.statuses.len() + self.owners.len());
+        self.policies.retain(|p| Arc::strong_count(p) > 1);
+        self.prune_at = 2 * (self.statuses.len() + self.owners.len() + self.policies.len());
     }
 }
 

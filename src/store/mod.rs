@@ -23,8 +23,8 @@ mod writer;
 pub use file::{StoreFile, open};
 pub use interner::Interner;
 pub use record::{
-    Announcement, Definition, LastSeen, MAX_SEQ, Record, ServiceState, compacted_records,
-    encode_record,
+    Announcement, Definition, Hold, Kind, LastSeen, MAX_SEQ, PolicyState, Record, ServiceState,
+    Silence, compacted_records, encode_record,
 };
 pub use replay::{Replay, State, replay, replay_bytes};
 pub use timestamp::Timestamp;

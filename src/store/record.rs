@@ -11,7 +11,7 @@
 //! memory.
 
 use super::Timestamp;
-use crate::frame::{self, FrameError};
+use crate::frame::{self, FrameError, Policy};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -46,6 +46,24 @@ pub enum Record {
     Stop {
         /// When, RFC 3339 UTC to the second.
         at: Timestamp,
+    },
+    /// A service's notifications are held back until `until` (maintenance).
+    Silence {
+        /// The service id.
+        service: String,
+        /// When the silence ends, RFC 3339 UTC to the second.
+        until: Timestamp,
+        /// The certificate identity (or `procjon` for the local HTTP API)
+        /// that asked for it.
+        by: String,
+        /// Why, for people.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A service's silence ended (it expired, or was lifted).
+    Unsilence {
+        /// The service id.
+        service: String,
     },
 }
 
@@ -87,6 +105,7 @@ impl LastSeen {
 /// A service definition as stored: what the agent registered, plus the
 /// identity of the client certificate that owns the service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "DefinitionRecord", into = "DefinitionRecord")]
 pub struct Definition {
     /// The service id.
     pub service: Arc<str>,
@@ -97,14 +116,74 @@ pub struct Definition {
     /// Certificate identity (CN, else first DNS SAN) allowed to register and
     /// ping this service. Absent in files written before ownership existed:
     /// the first identity that registers or pings adopts the service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Arc<str>>,
+    /// Its notification policy, when it set one (shared between services
+    /// that set the same).
+    pub policy: Option<Arc<Policy>>,
+}
+
+/// A `register` record as written: [`Definition`] with its policy's fields
+/// in line (no serde `flatten`, which would buffer every line at start-up).
+#[derive(Serialize, Deserialize)]
+struct DefinitionRecord {
+    service: Arc<str>,
+    timeout_s: f64,
+    statuses: Arc<[String]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remind_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confirm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<String>,
+}
+
+impl From<DefinitionRecord> for Definition {
+    fn from(record: DefinitionRecord) -> Definition {
+        let policy = Policy {
+            remind_s: record.remind_s,
+            confirm: record.confirm,
+            depends_on: record.depends_on,
+        };
+        Definition {
+            service: record.service,
+            timeout_s: record.timeout_s,
+            statuses: record.statuses,
+            owner: record.owner,
+            policy: (!policy.is_default()).then(|| Arc::new(policy)),
+        }
+    }
+}
+
+impl From<Definition> for DefinitionRecord {
+    fn from(definition: Definition) -> DefinitionRecord {
+        let policy = definition.policy.as_deref().cloned().unwrap_or_default();
+        DefinitionRecord {
+            service: definition.service,
+            timeout_s: definition.timeout_s,
+            statuses: definition.statuses,
+            owner: definition.owner,
+            remind_s: policy.remind_s,
+            confirm: policy.confirm,
+            depends_on: policy.depends_on,
+        }
+    }
 }
 
 impl Definition {
+    /// The policy's settings (the defaults when it set none).
+    pub fn policy(&self) -> &Policy {
+        static DEFAULT: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+        self.policy
+            .as_deref()
+            .unwrap_or_else(|| DEFAULT.get_or_init(Policy::default))
+    }
+
     /// Checks the protocol's limits, as a register frame is checked.
     pub fn validate(&self) -> Result<(), FrameError> {
-        frame::validate_definition(&self.service, self.timeout_s, &self.statuses)
+        frame::validate_definition(&self.service, self.timeout_s, &self.statuses)?;
+        self.policy().validate(&self.service)
     }
 
     /// The timeout as a duration.
@@ -127,9 +206,88 @@ impl Definition {
     }
 }
 
+/// What an announcement says. Files from before kinds existed have none
+/// (`unknown`); such announcements carry the service's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The service became available.
+    Available,
+    /// Its status changed.
+    StatusChanged,
+    /// It went silent past its timeout.
+    NotAvailable,
+    /// Its owner retired it.
+    Unregistered,
+    /// A silence began.
+    Silenced,
+    /// A silence ended.
+    SilenceEnded,
+    /// It is still not available, or still in a non-zero status.
+    Reminder,
+    /// It changes state too often: changes are held.
+    Flapping,
+    /// It stopped flapping.
+    Stable,
+    /// About procjon itself (it is back, its certificate expires).
+    Procjon,
+    /// No kind recorded (an older file), or one this version doesn't know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl Kind {
+    /// Whether the announcement sets the service's state (availability and
+    /// status) rather than telling something about it.
+    pub fn carries_state(self) -> bool {
+        matches!(
+            self,
+            Kind::Unknown
+                | Kind::Available
+                | Kind::StatusChanged
+                | Kind::NotAvailable
+                | Kind::Unregistered
+        )
+    }
+
+    /// The kind as written, e.g. `not_available`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Unknown => "unknown",
+            Kind::Available => "available",
+            Kind::StatusChanged => "status_changed",
+            Kind::NotAvailable => "not_available",
+            Kind::Unregistered => "unregistered",
+            Kind::Silenced => "silenced",
+            Kind::SilenceEnded => "silence_ended",
+            Kind::Reminder => "reminder",
+            Kind::Flapping => "flapping",
+            Kind::Stable => "stable",
+            Kind::Procjon => "procjon",
+        }
+    }
+
+    fn is_unknown(&self) -> bool {
+        *self == Kind::Unknown
+    }
+}
+
+/// Why an announcement was recorded but not posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hold {
+    /// The service is silenced.
+    Silenced,
+    /// A service it depends on is not available.
+    Suppressed,
+    /// It is flapping.
+    Flapping,
+}
+
 /// One announcement: a message for the channel plus the service's announced
 /// availability and status once it is made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Announcement {
     /// Unique sequence number; later announcements have larger ones.
     pub seq: u64,
@@ -144,6 +302,20 @@ pub struct Announcement {
     /// When it happened, UTC, RFC 3339 (for people; not interpreted).
     #[serde(default)]
     pub at: Timestamp,
+    /// What it says.
+    #[serde(default, skip_serializing_if = "Kind::is_unknown")]
+    pub kind: Kind,
+    /// Why it was recorded but not posted; absent: it was posted (or is in
+    /// the outbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+impl Announcement {
+    /// Whether it goes to the channel.
+    pub fn is_posted(&self) -> bool {
+        self.held.is_none()
+    }
 }
 
 /// Announcement `seq`s stay below 2^53: exact in every JSON tool (jq,
@@ -156,9 +328,65 @@ pub const MAX_SEQ: u64 = 1 << 53;
 pub struct ServiceState {
     /// Its definition (and owner).
     pub definition: Definition,
-    /// The last announcement about it, if any (none: never pinged,
+    /// The last announcement of its state, if any (none: never pinged,
     /// "unknown"). Shared with the outbox while it is pending.
     pub last: Option<Arc<Announcement>>,
+    /// What its notification policy is doing: absent (nearly always) when
+    /// it is silenced by nothing, holds nothing back and isn't flapping.
+    pub policy: Option<Box<PolicyState>>,
+}
+
+/// A silence: a service's notifications held back until a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    /// When it ends, Unix seconds.
+    pub until: u64,
+    /// Who asked for it: a certificate identity, or `procjon`.
+    pub by: Arc<str>,
+    /// Why, for people.
+    pub reason: Option<Box<str>>,
+}
+
+/// The state of a service's notification policy: what the file says
+/// (silence, what the channel last saw, flapping) and what the registry
+/// counts at run time (confirmations, recent changes), which a restart
+/// starts again.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyState {
+    /// Its silence, while one lasts.
+    pub silence: Option<Silence>,
+    /// While later changes of its state are held: the last announcement of
+    /// its state that was posted, which is what the channel believes.
+    pub seen: Option<Arc<Announcement>>,
+    /// While it is flapping: the announcement that said so.
+    pub flapping: Option<Arc<Announcement>>,
+    /// Pings so far of a state change that waits for confirmation:
+    /// (available, status, count).
+    pub candidate: Option<(bool, u64, u32)>,
+    /// When its announced state changed lately (for flapping).
+    pub changes: std::collections::VecDeque<std::time::Instant>,
+    /// Generation of its policy timer entry (silence end, reminder,
+    /// stability); 0 when none.
+    pub timer_generation: u64,
+}
+
+impl PartialEq for PolicyState {
+    /// What the file says: run-time counts are left out.
+    fn eq(&self, other: &PolicyState) -> bool {
+        self.silence == other.silence && self.seen == other.seen && self.flapping == other.flapping
+    }
+}
+
+impl PolicyState {
+    /// Whether nothing is going on (the box can go).
+    pub fn is_idle(&self) -> bool {
+        self.silence.is_none()
+            && self.seen.is_none()
+            && self.flapping.is_none()
+            && self.candidate.is_none()
+            && self.changes.is_empty()
+            && self.timer_generation == 0
+    }
 }
 
 impl ServiceState {
@@ -174,13 +402,52 @@ impl ServiceState {
         self.definition = definition;
     }
 
-    /// Takes `announcement` as the last one if it is newer and its status
-    /// exists (an announcement replayed from a hand-edited file may be
-    /// neither).
+    /// Takes in `announcement` about this service: as its state if it
+    /// carries one and is newer (and its status exists: an announcement
+    /// replayed from a hand-edited file may be neither), keeping what the
+    /// channel last saw while it is held; as its flapping or stable line.
     pub fn announced(&mut self, announcement: &Arc<Announcement>) {
+        match announcement.kind {
+            Kind::Flapping => self.policy().flapping = Some(announcement.clone()),
+            Kind::Stable => {
+                // The line says the state: the channel is in step again.
+                let policy = self.policy();
+                policy.flapping = None;
+                policy.seen = None;
+            }
+            _ => {}
+        }
+        if !announcement.kind.carries_state() {
+            self.tidy();
+            return;
+        }
         let newer = self.last.as_ref().is_none_or(|l| l.seq < announcement.seq);
-        if newer && announcement.status < self.definition.status_count() {
-            self.last = Some(announcement.clone());
+        if !(newer && announcement.status < self.definition.status_count()) {
+            return;
+        }
+        let before = self.last.replace(announcement.clone());
+        if announcement.is_posted() {
+            if let Some(policy) = &mut self.policy {
+                policy.seen = None;
+            }
+        } else {
+            let policy = self.policy();
+            if policy.seen.is_none() {
+                policy.seen = before;
+            }
+        }
+        self.tidy();
+    }
+
+    /// The policy state, made when there was none.
+    pub fn policy(&mut self) -> &mut PolicyState {
+        self.policy.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the policy state when nothing is going on.
+    pub fn tidy(&mut self) {
+        if self.policy.as_ref().is_some_and(|p| p.is_idle()) {
+            self.policy = None;
         }
     }
 }
@@ -206,7 +473,7 @@ pub fn compacted_records<'a>(
 ) -> Vec<Record> {
     let lasts: HashSet<u64> = services
         .clone()
-        .filter_map(|s| s.last.as_ref().map(|l| l.seq))
+        .flat_map(|s| kept(s).map(|a| a.seq))
         .collect();
     let mut records: Vec<Record> = outbox
         .values()
@@ -219,15 +486,43 @@ pub fn compacted_records<'a>(
             .map(|s| Record::Register(s.definition.clone())),
     );
     for state in services {
-        if let Some(last) = &state.last {
-            records.push(Record::Announce(last.clone()));
-            if !outbox.contains_key(&last.seq) {
-                records.push(Record::Delivered { seq: last.seq });
+        if let Some(silence) = state.policy.as_ref().and_then(|p| p.silence.as_ref()) {
+            records.push(Record::Silence {
+                service: state.definition.service.to_string(),
+                until: Timestamp::Seconds(silence.until),
+                by: silence.by.to_string(),
+                reason: silence.reason.as_deref().map(String::from),
+            });
+        }
+        for announcement in kept(state) {
+            records.push(Record::Announce(announcement.clone()));
+            if announcement.is_posted() && !outbox.contains_key(&announcement.seq) {
+                records.push(Record::Delivered {
+                    seq: announcement.seq,
+                });
             }
         }
     }
     records.extend(last_seen.map(LastSeen::record));
     records
+}
+
+/// The announcements a compacted file keeps about a service, oldest first:
+/// what the channel last saw while later ones are held, the line that
+/// said it is flapping, and its last state.
+fn kept(state: &ServiceState) -> impl Iterator<Item = &Arc<Announcement>> + Clone {
+    let policy = state.policy.as_deref();
+    let mut kept: Vec<&Arc<Announcement>> = [
+        policy.and_then(|p| p.seen.as_ref()),
+        policy.and_then(|p| p.flapping.as_ref()),
+        state.last.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    kept.sort_by_key(|a| a.seq);
+    kept.dedup_by_key(|a| a.seq);
+    kept.into_iter()
 }
 
 /// How many lines [`compacted_records`] makes.
@@ -239,9 +534,19 @@ pub fn compacted_lines<'a>(
     let mut lines = outbox.len() as u64 + u64::from(last_seen.is_some());
     for state in services {
         lines += 1;
-        if let Some(last) = &state.last {
-            // A pending last announcement is counted with the outbox.
-            lines += if outbox.contains_key(&last.seq) { 0 } else { 2 };
+        if state.policy.as_ref().is_some_and(|p| p.silence.is_some()) {
+            lines += 1;
+        }
+        for announcement in kept(state) {
+            // A pending announcement is counted with the outbox; a held one
+            // has no delivery mark.
+            lines += if outbox.contains_key(&announcement.seq) {
+                0
+            } else if announcement.is_posted() {
+                2
+            } else {
+                1
+            };
         }
     }
     lines

@@ -6,7 +6,7 @@
 
 use super::Timestamp;
 use super::record::{LastSeen, MAX_SEQ, compacted_lines, compacted_records};
-use super::{Announcement, Interner, Record, ServiceState, StoreError};
+use super::{Announcement, Interner, Record, ServiceState, Silence, StoreError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufRead, BufReader};
@@ -46,6 +46,7 @@ impl State {
                         let state = ServiceState {
                             definition,
                             last: None,
+                            policy: None,
                         };
                         self.services
                             .insert(state.definition.service.clone(), state);
@@ -63,7 +64,34 @@ impl State {
                     }
                     state.announced(&announcement);
                 }
-                self.outbox.insert(announcement.seq, announcement);
+                if announcement.is_posted() {
+                    self.outbox.insert(announcement.seq, announcement);
+                }
+            }
+            Record::Silence {
+                service,
+                until,
+                by,
+                reason,
+            } => {
+                if let (Some(state), Timestamp::Seconds(until)) =
+                    (self.services.get_mut(service.as_str()), until)
+                {
+                    let by = self.interner.owner(&by);
+                    state.policy().silence = Some(Silence {
+                        until,
+                        by,
+                        reason: reason.map(String::into_boxed_str),
+                    });
+                }
+            }
+            Record::Unsilence { service } => {
+                if let Some(state) = self.services.get_mut(service.as_str()) {
+                    if let Some(policy) = &mut state.policy {
+                        policy.silence = None;
+                    }
+                    state.tidy();
+                }
             }
             Record::Delivered { seq } => {
                 self.outbox.remove(&seq);
@@ -241,10 +269,11 @@ pub(super) fn parse_record(line: &[u8]) -> Result<Record, String> {
         }
         "alive" => serde_json::from_str(text).map(|f: SeenFields| Record::Alive { at: f.at }),
         "stop" => serde_json::from_str(text).map(|f: SeenFields| Record::Stop { at: f.at }),
+        "silence" | "unsilence" => serde_json::from_str(text),
         other => {
             return Err(format!(
-                "unknown variant `{other}`, expected one of `register`, `remove`, `announce`, `delivered`, `alive`, `stop` \
-                 (op must be register, remove, announce, delivered, alive or stop)"
+                "unknown variant `{other}`, expected one of `register`, `remove`, `announce`, `delivered`, `alive`, `stop`, `silence`, `unsilence` \
+                 (op must be register, remove, announce, delivered, alive, stop, silence or unsilence)"
             ));
         }
     };
@@ -353,7 +382,24 @@ fn check_record(record: &Record, state: &State, seen: &mut Seqs) -> Result<(), S
                 at.to_string()
             )),
         },
-        Record::Remove { .. } | Record::Delivered { .. } => Ok(()),
+        Record::Silence {
+            until, by, reason, ..
+        } => {
+            if matches!(until, Timestamp::Text(_)) {
+                return Err(format!(
+                    "until {:?} is not a time procjon can read; write RFC 3339 UTC to the second, like 2026-12-03T07:00:00Z",
+                    until.to_string()
+                ));
+            }
+            if by.is_empty() {
+                return Err("by is empty; name who asked for the silence".into());
+            }
+            if let Some(reason) = reason {
+                crate::frame::validate_text("reason", reason).map_err(|e| e.message)?;
+            }
+            Ok(())
+        }
+        Record::Remove { .. } | Record::Delivered { .. } | Record::Unsilence { .. } => Ok(()),
     }
 }
 
@@ -368,6 +414,7 @@ mod tests {
             timeout_s: 10.0,
             statuses: statuses.iter().map(|s| s.to_string()).collect(),
             owner: Some("team-a".into()),
+            policy: None,
         })
     }
 
@@ -378,7 +425,7 @@ mod tests {
             available,
             status,
             text: format!("{service} event {seq}"),
-            at: Default::default(),
+            ..Default::default()
         }))
     }
 

@@ -184,7 +184,7 @@ impl Writer {
                 self.lines += records.len() as u64;
                 for record in records {
                     match record {
-                        Record::Announce(a) => {
+                        Record::Announce(a) if a.is_posted() => {
                             self.outbox.insert(a.seq, a);
                         }
                         Record::Delivered { seq } => {
@@ -193,7 +193,11 @@ impl Writer {
                         Record::Alive { .. } | Record::Stop { .. } => {
                             self.last_seen = LastSeen::of(&record).or(self.last_seen);
                         }
-                        Record::Register(_) | Record::Remove { .. } => {}
+                        Record::Announce(_)
+                        | Record::Register(_)
+                        | Record::Remove { .. }
+                        | Record::Silence { .. }
+                        | Record::Unsilence { .. } => {}
                     }
                 }
                 if self.health.failing.swap(false, Ordering::Relaxed) {
@@ -281,7 +285,9 @@ struct Commit {
 impl Commit {
     fn append(&mut self, records: Vec<Record>, ack: Option<Sender<Durable>>) {
         for record in &records {
-            if let Record::Announce(a) = record {
+            if let Record::Announce(a) = record
+                && a.is_posted()
+            {
                 self.announced.push(a.clone());
             }
         }

@@ -70,6 +70,7 @@ fn register_frame(service: &str) -> ClientFrame {
         service: service.into(),
         timeout_s: 60.0,
         statuses: vec!["ok".into(), "degraded".into()],
+        policy: Default::default(),
     })
 }
 

@@ -36,6 +36,7 @@ fn another_identity_can_neither_ping_nor_reregister() {
         service: "db-1".into(),
         timeout_s: 3600.0,
         statuses: vec!["ok".into()],
+        policy: Default::default(),
     });
     forbidden(intruder.request(&reregister));
     // The intruder can't keep the outage quiet: the owner stops, the outage is reported.

@@ -78,6 +78,7 @@ impl Client {
             service: service.into(),
             timeout_s,
             statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            policy: Default::default(),
         }));
         assert_eq!(reply, ServerFrame::Ok, "registering {service}");
     }

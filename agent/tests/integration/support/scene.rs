@@ -52,8 +52,11 @@ pub fn procjon(dir: &TempDir) -> Builder {
 /// [`procjon`] with the HTTP status endpoint on `127.0.0.1:0` (the
 /// builder's default when no `--http` is given).
 pub fn procjon_with_http(dir: &TempDir) -> Builder {
+    // The agents' tests go through statuses quickly: procjon's flapping
+    // policy, whose tests are the daemon's own, would hold their lines.
     Daemon::builder(dir.path())
         .certs(dir.join("certs"))
         .arg("--slack-interval")
         .arg("0")
+        .args(["--flap-changes", "0"])
 }

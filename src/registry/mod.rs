@@ -23,15 +23,18 @@ use crate::details::{Detail, Details};
 use crate::frame::{ErrorCode, FrameError, PerfValue, Registration};
 use crate::message;
 use crate::store::{
-    Announcement, Definition, Durable, Interner, LiveState, Record, ServiceState, StoreCmd,
-    Timestamp,
+    Announcement, Definition, Durable, Interner, Kind, LiveState, Record, ServiceState, Silence,
+    StoreCmd, Timestamp,
 };
-use crate::timer::{Deadline, TimerHandle};
+use crate::timer::{Deadline, Due, TimerHandle};
+pub use policy::PolicyConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
+
+mod policy;
 
 /// Whether a service is known to be up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,13 @@ pub struct ServiceView {
     pub last_change: Option<String>,
     /// What its latest ping said about the status, if anything.
     pub detail: Option<Detail>,
+    /// Its silence, while one lasts.
+    pub silence: Option<Silence>,
+    /// A service it depends on that is not available now, if any: its own
+    /// events are held meanwhile.
+    pub suppressed_by: Option<Arc<str>>,
+    /// Whether it is flapping (its changes are held).
+    pub flapping: bool,
 }
 
 /// Limits on what agents may make procjon hold.
@@ -143,14 +153,37 @@ impl Service {
         self.saved.definition.timeout()
     }
 
+    /// Its announced (available, status).
+    fn state(&self) -> (bool, u64) {
+        self.saved
+            .last
+            .as_ref()
+            .map_or((false, 0), |last| (last.available, last.status))
+    }
+
+    /// Its silence, if one lasts at `now_unix`.
+    fn silence(&self, now_unix: u64) -> Option<&Silence> {
+        self.saved
+            .policy
+            .as_ref()?
+            .silence
+            .as_ref()
+            .filter(|s| s.until > now_unix)
+    }
+
     /// Whether a ping from `identity` with `status` would change nothing
-    /// but the last ping time.
+    /// but the last ping time (and no change waits for confirmation).
     fn ping_changes_nothing(&self, status: u64, identity: &str) -> bool {
         self.saved
             .last
             .as_ref()
             .is_some_and(|last| last.available && last.status == status)
             && self.saved.definition.owner.as_deref() == Some(identity)
+            && self
+                .saved
+                .policy
+                .as_ref()
+                .is_none_or(|p| p.candidate.is_none())
     }
 
     fn view(&self, epoch: Instant, now: Instant) -> ServiceView {
@@ -168,6 +201,13 @@ impl Service {
                 .filter(|last| !last.at.is_empty())
                 .map(|last| last.at.to_string()),
             detail: None,
+            silence: self.silence(policy::unix_now()).cloned(),
+            suppressed_by: None,
+            flapping: self
+                .saved
+                .policy
+                .as_ref()
+                .is_some_and(|p| p.flapping.is_some()),
         }
     }
 
@@ -185,6 +225,33 @@ impl Service {
     /// The stored form of this service's definition.
     fn record(&self) -> Record {
         Record::Register(self.saved.definition.clone())
+    }
+
+    /// Counts a ping towards a change of state that needs `confirm`
+    /// consecutive pings (`unchanged`: the ping confirms the state there
+    /// is). True when the ping's state is to be announced now.
+    fn confirmed(&mut self, unchanged: bool, status: u64) -> bool {
+        let confirm = self.saved.definition.policy().confirm.unwrap_or(1);
+        if unchanged || confirm <= 1 {
+            if let Some(policy) = &mut self.saved.policy {
+                policy.candidate = None;
+            }
+            self.saved.tidy();
+            return true;
+        }
+        let policy = self.saved.policy();
+        let count = match policy.candidate {
+            Some((true, candidate, n)) if candidate == status => n + 1,
+            _ => 1,
+        };
+        if count >= confirm {
+            policy.candidate = None;
+            self.saved.tidy();
+            true
+        } else {
+            policy.candidate = Some((true, status, count));
+            false
+        }
     }
 
     /// Refuses a frame from an identity that doesn't own the service, and
@@ -206,26 +273,6 @@ impl Service {
                 Ok(true)
             }
         }
-    }
-
-    /// Makes a new announcement the service's last one; returns it.
-    fn announce(
-        &mut self,
-        seq: u64,
-        available: bool,
-        status: u64,
-        text: String,
-    ) -> Arc<Announcement> {
-        let announcement = Arc::new(Announcement {
-            seq,
-            service: self.id().clone(),
-            available,
-            status,
-            text,
-            at: Timestamp::now(),
-        });
-        self.saved.last = Some(announcement.clone());
-        announcement
     }
 }
 
@@ -255,18 +302,19 @@ struct Timers {
 
 impl Timers {
     /// A deadline for `service` at `at`, with a new generation.
-    fn deadline(&mut self, service: &Arc<str>, at: Instant) -> Deadline {
+    fn deadline(&mut self, service: &Arc<str>, at: Instant, due: Due) -> Deadline {
         Deadline {
             at,
             service: service.clone(),
             generation: take(&mut self.next_generation),
+            due,
         }
     }
 
     /// Asks the timer to look at `service` at `at`; returns the generation
     /// to keep in the service.
-    fn arm(&mut self, service: &Arc<str>, at: Instant) -> u64 {
-        let deadline = self.deadline(service, at);
+    fn arm(&mut self, service: &Arc<str>, at: Instant, due: Due) -> u64 {
+        let deadline = self.deadline(service, at, due);
         let generation = deadline.generation;
         self.handle.arm(deadline);
         generation
@@ -285,6 +333,11 @@ struct Inner {
     /// The services' latest details (behind locks of their own, so that
     /// the read side of the registry's lock can update them).
     details: Details,
+    /// The notification policy's defaults.
+    policy: PolicyConfig,
+    /// For each service id, the registered services that name it in
+    /// `depends_on` (the id itself may not be registered).
+    dependents: HashMap<Arc<str>, Vec<Arc<str>>>,
 }
 
 /// The error of a write path whose records can't reach the store writer.
@@ -330,6 +383,7 @@ impl Inner {
         limits: Limits,
         ack: Sender<Durable>,
     ) -> Result<StoreCmd, FrameError> {
+        self.check_cycle(&registration)?;
         let Some(service) = self.services.get_mut(registration.service.as_str()) else {
             let record = self.insert(registration, identity, limits)?;
             return Ok(StoreCmd::Append {
@@ -342,27 +396,92 @@ impl Inner {
         if !adopted
             && old.timeout_s == registration.timeout_s
             && *old.statuses == *registration.statuses
+            && *old.policy() == registration.policy
         {
             // Nothing changes; the agent still hears `ok` only once the
             // earlier registration is on disk.
             return Ok(StoreCmd::Barrier(ack));
         }
         let old_timeout = service.timeout();
+        let old_parents = old.policy().depends_on.clone();
         let definition = Definition {
             service: service.id().clone(),
             timeout_s: registration.timeout_s,
             statuses: self.interner.statuses(&registration.statuses),
             owner: old.owner.clone(),
+            policy: self.interner.policy(&registration.policy),
         };
         service.saved.redefine(definition);
         if service.timeout() != old_timeout && service.availability() == Availability::Available {
             let at = service.last_ping(self.epoch).unwrap_or(self.epoch) + service.timeout();
-            service.timer_generation = self.timers.arm(service.id(), at);
+            service.timer_generation = self.timers.arm(service.id(), at, Due::Expiry);
         }
+        let (id, record) = (service.id().clone(), service.record());
+        self.unlink(&id, &old_parents);
+        self.link(&id, &registration.policy.depends_on);
         Ok(StoreCmd::Append {
-            records: vec![service.record()],
+            records: vec![record],
             ack: Some(ack),
         })
+    }
+
+    /// Refuses a registration whose `depends_on` would make a cycle
+    /// (`bad_frame`, naming it).
+    fn check_cycle(&self, registration: &Registration) -> Result<(), FrameError> {
+        let me = registration.service.as_str();
+        // Depth first from each parent, along the registered definitions.
+        let mut stack: Vec<Vec<&str>> = registration
+            .policy
+            .depends_on
+            .iter()
+            .map(|p| vec![me, p.as_str()])
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(path) = stack.pop() {
+            let Some(&at) = path.last() else { continue };
+            if at == me {
+                return Err(FrameError::new(
+                    ErrorCode::BadFrame,
+                    format!("depends_on makes a cycle: {}", path.join(" → ")),
+                ));
+            }
+            if !seen.insert(at) {
+                continue;
+            }
+            if let Some(service) = self.services.get(at) {
+                for parent in &service.saved.definition.policy().depends_on {
+                    let mut next = path.clone();
+                    next.push(parent.as_str());
+                    stack.push(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes that `id` depends on `parents`.
+    fn link(&mut self, id: &Arc<str>, parents: &[String]) {
+        for parent in parents {
+            let children = self
+                .dependents
+                .entry(Arc::from(parent.as_str()))
+                .or_default();
+            if !children.contains(id) {
+                children.push(id.clone());
+            }
+        }
+    }
+
+    /// Forgets that `id` depends on `parents`.
+    fn unlink(&mut self, id: &str, parents: &[String]) {
+        for parent in parents {
+            if let Some(children) = self.dependents.get_mut(parent.as_str()) {
+                children.retain(|child| &**child != id);
+                if children.is_empty() {
+                    self.dependents.remove(parent.as_str());
+                }
+            }
+        }
     }
 
     /// Adds a new service owned by `identity`; returns its record.
@@ -388,10 +507,13 @@ impl Inner {
                 timeout_s: registration.timeout_s,
                 statuses: self.interner.statuses(&registration.statuses),
                 owner: Some(self.interner.owner(identity)),
+                policy: self.interner.policy(&registration.policy),
             },
             last: None,
+            policy: None,
         });
         let record = service.record();
+        self.link(&id, &registration.policy.depends_on);
         self.services.insert(id, service);
         Ok(record)
     }
@@ -433,26 +555,59 @@ impl Inner {
         if adopted {
             records.push(service.record());
         }
+        if !service.confirmed(was_available && old_status == status, status) {
+            // A change that waits for more pings: nothing to say yet.
+            return self.send_records(records, announced);
+        }
+        let id = service.id().clone();
         if !was_available {
-            let seq = take(&mut self.next_seq);
-            let text = message::available(service_id);
-            records.push(Record::Announce(
-                service.announce(seq, true, old_status, text),
-            ));
             let deadline = now + service.timeout();
-            service.timer_generation = self.timers.arm(service.id(), deadline);
+            service.timer_generation = self.timers.arm(&id, deadline, Due::Expiry);
+            let text = message::available(service_id);
+            self.emit(
+                service_id,
+                Kind::Available,
+                (true, old_status),
+                text,
+                true,
+                &mut records,
+            );
         }
         if old_status != status {
-            let seq = take(&mut self.next_seq);
-            let definition = &service.saved.definition;
-            let text = message::status_changed(
-                service_id,
-                &definition.status_name(status),
-                &definition.status_name(old_status),
-                ping.detail,
-            );
-            records.push(Record::Announce(service.announce(seq, true, status, text)));
+            let definition = &self
+                .services
+                .get(service_id)
+                .map(|s| s.saved.definition.clone());
+            if let Some(definition) = definition {
+                let text = message::status_changed(
+                    service_id,
+                    &definition.status_name(status),
+                    &definition.status_name(old_status),
+                    ping.detail,
+                );
+                self.emit(
+                    service_id,
+                    Kind::StatusChanged,
+                    (true, status),
+                    text,
+                    true,
+                    &mut records,
+                );
+            }
         }
+        if !was_available {
+            self.release_dependents(&id, now, &mut records);
+        }
+        self.send_records(records, announced)
+    }
+
+    /// Hands `records` to the store, and their announcements to `announced`
+    /// for logging.
+    fn send_records(
+        &self,
+        records: Vec<Record>,
+        announced: &mut Vec<Arc<Announcement>>,
+    ) -> Result<(), FrameError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -470,6 +625,9 @@ pub struct Registry {
     limits: Limits,
     /// Largest registered timeout, in milliseconds (for the idle deadline).
     longest_timeout_ms: AtomicU64,
+    /// When reminders were last looked for (Unix seconds): each sweep
+    /// sends those that came due since.
+    last_sweep: AtomicU64,
 }
 
 /// How long a register waits for the state file before answering `internal`.
@@ -484,6 +642,7 @@ impl Registry {
         timer: TimerHandle,
         started: Instant,
         limits: Limits,
+        policy: PolicyConfig,
     ) -> Registry {
         let mut timers = Timers {
             handle: timer,
@@ -503,14 +662,14 @@ impl Registry {
             if service.availability() == Availability::Available {
                 // No ping since start-up: its timeout runs from the epoch
                 // (start-up), and the API shows no last ping.
-                let deadline = timers.deadline(&id, started + service.timeout());
+                let deadline = timers.deadline(&id, started + service.timeout(), Due::Expiry);
                 service.timer_generation = deadline.generation;
                 deadlines.push(deadline);
             }
             services.insert(id, service);
         }
         timers.handle.arm_all(deadlines);
-        let inner = Inner {
+        let mut inner = Inner {
             epoch: started,
             services,
             next_seq: restored.next_seq.max(1),
@@ -518,11 +677,36 @@ impl Registry {
             interner: restored.interner,
             store,
             details: Details::default(),
+            policy,
+            dependents: HashMap::new(),
         };
+        let mut links = Vec::new();
+        let mut waiting = Vec::new();
+        for (id, service) in &inner.services {
+            let parents = &service.saved.definition.policy().depends_on;
+            if !parents.is_empty() {
+                links.push((id.clone(), parents.clone()));
+            }
+            if service.saved.policy.is_some() {
+                waiting.push(id.clone());
+            }
+        }
+        for (id, parents) in links {
+            inner.link(&id, &parents);
+        }
+        // Silences (ended ones too: they are told now) and flapping.
+        for id in waiting {
+            inner.arm_policy(&id, started);
+        }
+        let sweep = inner.sweep_every();
+        inner
+            .timers
+            .arm(&Arc::from(""), started + sweep, Due::Reminders);
         Registry {
             inner: RwLock::new(inner),
             limits,
             longest_timeout_ms: AtomicU64::new(longest.as_millis() as u64),
+            last_sweep: AtomicU64::new(policy::unix_now()),
         }
     }
 
@@ -579,17 +763,25 @@ impl Registry {
             };
             service.authorize(identity, &mut inner.interner)?;
             let text = message::unregistered(service_id, identity, reason);
-            let seq = take(&mut inner.next_seq);
-            let announcement = service.announce(seq, false, service.status(), text.clone());
+            let state = (false, service.status());
+            let parents = service.saved.definition.policy().depends_on.clone();
+            let mut records = Vec::with_capacity(2);
+            inner.emit(
+                service_id,
+                Kind::Unregistered,
+                state,
+                text.clone(),
+                false,
+                &mut records,
+            );
             inner.services.remove(service_id);
             inner.details.remove(service_id);
+            inner.unlink(service_id, &parents);
+            records.push(Record::Remove {
+                service: service_id.to_string(),
+            });
             inner.send(StoreCmd::Append {
-                records: vec![
-                    Record::Announce(announcement),
-                    Record::Remove {
-                        service: service_id.to_string(),
-                    },
-                ],
+                records,
                 ack: Some(ack),
             })?;
             text
@@ -612,6 +804,19 @@ impl Registry {
     /// Called by the timer when `service_id`'s deadline comes due. Announces
     /// the outage if it really went silent; otherwise returns the new deadline.
     pub fn expire(&self, service_id: &str, generation: u64, now: Instant) -> Option<Instant> {
+        let mut announced = Vec::new();
+        let next = self.expire_inner(service_id, generation, now, &mut announced);
+        log_announcements(&announced);
+        next
+    }
+
+    fn expire_inner(
+        &self,
+        service_id: &str,
+        generation: u64,
+        now: Instant,
+        announced: &mut Vec<Arc<Announcement>>,
+    ) -> Option<Instant> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let epoch = inner.epoch;
@@ -629,19 +834,163 @@ impl Registry {
             return Some(deadline);
         }
         service.timer_generation = 0;
-        let text = message::not_available(service_id, now - last_ping);
-        let seq = take(&mut inner.next_seq);
-        let announcement = service.announce(seq, false, service.status(), text);
-        let sent = inner.send(StoreCmd::Append {
-            records: vec![Record::Announce(announcement.clone())],
-            ack: None,
-        });
-        drop(guard);
-        log::info!("{}", announcement.text);
-        if let Err(err) = sent {
+        let state = (false, service.status());
+        let dependents = inner.dependents_of(service_id).len();
+        let text = message::not_available_with_dependents(service_id, now - last_ping, dependents);
+        let mut records = Vec::with_capacity(2);
+        inner.emit(
+            service_id,
+            Kind::NotAvailable,
+            state,
+            text,
+            true,
+            &mut records,
+        );
+        if let Err(err) = inner.send_records(records, announced) {
             log::error!("{service_id}: {err}");
         }
         None
+    }
+
+    /// Called by the timer when `service_id`'s policy needs looking at (a
+    /// silence ends, flapping may be over); returns when to look again.
+    pub fn policy_due(&self, service_id: &str, generation: u64, now: Instant) -> Option<Instant> {
+        let mut announced = Vec::new();
+        let next = {
+            let mut inner = self.lock();
+            let current = inner
+                .services
+                .get(service_id)?
+                .saved
+                .policy
+                .as_ref()?
+                .timer_generation;
+            if current != generation {
+                return None;
+            }
+            let mut records = Vec::new();
+            let next = inner.policy_due(service_id, now, &mut records);
+            if let Err(err) = inner.send_records(records, &mut announced) {
+                log::error!("{service_id}: {err}");
+            }
+            next
+        };
+        log_announcements(&announced);
+        next
+    }
+
+    /// Called by the timer for the reminder sweep: sends the reminders that
+    /// came due since the last one; returns when to sweep again.
+    pub fn remind(&self, now: Instant) -> Option<Instant> {
+        let now_unix = policy::unix_now();
+        let since = self.last_sweep.swap(now_unix, Ordering::Relaxed);
+        let (due, every) = {
+            let inner = self.read();
+            (inner.due_reminders(since, now_unix), inner.sweep_every())
+        };
+        if !due.is_empty() {
+            let mut announced = Vec::new();
+            {
+                let mut inner = self.lock();
+                let mut records = Vec::new();
+                for (id, state, text) in due {
+                    inner.emit(&id, Kind::Reminder, state, text, false, &mut records);
+                }
+                if let Err(err) = inner.send_records(records, &mut announced) {
+                    log::error!("reminders: {err}");
+                }
+            }
+            log_announcements(&announced);
+        }
+        Some(now + every)
+    }
+
+    /// Silences `target` (a service id, or `*`: every service `identity`
+    /// owns) for `length`, for `identity` (`None`: the local HTTP API, which
+    /// may silence any service, as `by`). Returns once it is on disk.
+    pub fn silence(
+        &self,
+        target: &str,
+        length: Duration,
+        reason: Option<&str>,
+        identity: Option<&str>,
+        by: &str,
+    ) -> Result<(), FrameError> {
+        self.for_targets(target, identity, "silence", |inner, id, records| {
+            let until = policy::unix_now() + length.as_secs().max(1);
+            let by = inner.interner.owner(by);
+            inner.silence(id, until, &by, reason, records);
+        })
+    }
+
+    /// Ends the silence of `target` (an id or `*`) now, for `identity`
+    /// (`None`: the local HTTP API). Returns once it is on disk.
+    pub fn unsilence(&self, target: &str, identity: Option<&str>) -> Result<(), FrameError> {
+        self.for_targets(target, identity, "unsilence", |inner, id, records| {
+            inner.end_silence(id, Instant::now(), records);
+        })
+    }
+
+    /// Applies `change` to each service `target` names that `identity` may
+    /// change, and waits until the records are on disk.
+    fn for_targets(
+        &self,
+        target: &str,
+        identity: Option<&str>,
+        what: &str,
+        mut change: impl FnMut(&mut Inner, &str, &mut Vec<Record>),
+    ) -> Result<(), FrameError> {
+        let (ack, durable) = mpsc::channel();
+        let mut announced = Vec::new();
+        {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let ids: Vec<Arc<str>> = if target == "*" {
+                let mine: Vec<Arc<str>> = inner
+                    .services
+                    .values()
+                    .filter(|s| {
+                        identity.is_none_or(|me| s.saved.definition.owner.as_deref() == Some(me))
+                    })
+                    .map(|s| s.id().clone())
+                    .collect();
+                if mine.is_empty() {
+                    return Err(FrameError::new(
+                        ErrorCode::NotRegistered,
+                        format!(
+                            "{} owns no services; nothing to {what}",
+                            identity.unwrap_or("nobody")
+                        ),
+                    ));
+                }
+                mine
+            } else {
+                let Some(service) = inner.services.get_mut(target) else {
+                    return Err(FrameError::new(
+                        ErrorCode::NotRegistered,
+                        format!("service {target} is not registered; nothing to {what}"),
+                    ));
+                };
+                if let Some(identity) = identity {
+                    service.authorize(identity, &mut inner.interner)?;
+                }
+                vec![service.id().clone()]
+            };
+            let mut records = Vec::new();
+            for id in &ids {
+                change(inner, id, &mut records);
+            }
+            announced.extend(records.iter().filter_map(|r| match r {
+                Record::Announce(a) => Some(a.clone()),
+                _ => None,
+            }));
+            inner.send(StoreCmd::Append {
+                records,
+                ack: Some(ack),
+            })?;
+        }
+        log_announcements(&announced);
+        wait_durable(&durable, what)
     }
 
     /// A copy of every service's state, sorted by id. The lock is held only
@@ -657,6 +1006,7 @@ impl Registry {
                 .map(|s| {
                     let mut view = s.view(inner.epoch, now);
                     view.detail = details.remove(&**s.id());
+                    view.suppressed_by = inner.suppressed_by(s);
                     view
                 })
                 .collect()
@@ -672,6 +1022,7 @@ impl Registry {
         inner.services.get(service_id).map(|s| {
             let mut view = s.view(inner.epoch, now);
             view.detail = inner.details.get(service_id);
+            view.suppressed_by = inner.suppressed_by(s);
             view
         })
     }
@@ -688,6 +1039,8 @@ impl Registry {
             status: 0,
             text,
             at: Timestamp::now(),
+            kind: Kind::Procjon,
+            held: None,
         });
         let sent = inner.send(StoreCmd::Append {
             records: vec![Record::Announce(announcement)],
@@ -799,8 +1152,17 @@ impl Drop for PingBatch<'_> {
     /// Releases the read lock, if held, then logs what was announced.
     fn drop(&mut self) {
         self.shared = None;
-        for announcement in &self.announced {
-            log::info!("{}", announcement.text);
+        log_announcements(&self.announced);
+    }
+}
+
+/// Logs announcements at info level, once no lock is held; a held one says
+/// why it was not posted.
+fn log_announcements(announced: &[Arc<Announcement>]) {
+    for announcement in announced {
+        match announcement.held {
+            None => log::info!("{}", announcement.text),
+            Some(held) => log::info!("{} (held: {held:?})", announcement.text),
         }
     }
 }
