@@ -90,7 +90,7 @@ pub use cli::{Args, run};
 pub use frame::{ClientFrame, ErrorCode, FrameError, PerfValue, Registration, ServerFrame};
 pub use message::human_duration;
 pub use notifier::MAX_POST_CHARS;
-pub use settings::{ENVIRONMENT, SettingRow, process_env, setting_from};
+pub use settings::{ENVIRONMENT, SettingRow, parse_duration, process_env, setting_from};
 pub use signal::Signal;
 pub use version::{GIT_REVISION, version_of};
 
