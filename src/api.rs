@@ -4,6 +4,7 @@
 //! README's "Status over HTTP" section is the field reference.
 
 use crate::frame::PerfValue;
+use crate::message::rfc3339;
 use crate::registry::ServiceView;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,29 @@ pub struct ServiceStatus {
     /// value with its `label`, `value`, `uom`, `warn`, `crit`, `min`, `max`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub perfdata: Vec<PerfValue>,
+    /// Its silence, while one lasts: its events are recorded, not posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<SilenceStatus>,
+    /// A service it depends on that is not available now: its own events
+    /// are held meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+    /// Whether it is flapping: its changes are held until a whole
+    /// `--flap-window` passes without one.
+    #[serde(default)]
+    pub flapping: bool,
+}
+
+/// A silence as `/api/services` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceStatus {
+    /// When it ends (RFC 3339, UTC).
+    pub until: String,
+    /// Who asked for it.
+    pub by: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ServiceStatus {
@@ -67,6 +91,13 @@ impl ServiceStatus {
                 .as_ref()
                 .map(|d| d.perfdata.clone())
                 .unwrap_or_default(),
+            silence: view.silence.as_ref().map(|s| SilenceStatus {
+                until: rfc3339(s.until),
+                by: s.by.to_string(),
+                reason: s.reason.as_deref().map(String::from),
+            }),
+            suppressed_by: view.suppressed_by.as_deref().map(String::from),
+            flapping: view.flapping,
         }
     }
 
@@ -78,6 +109,25 @@ impl ServiceStatus {
     /// Whether the service has never been pinged (not counted as a problem).
     pub fn is_unknown(&self) -> bool {
         self.availability == "unknown"
+    }
+
+    /// What the policy is doing with it, for people: `silenced until … by
+    /// …`, `suppressed by …`, `flapping`; empty when nothing.
+    pub fn note(&self) -> String {
+        let mut notes = Vec::new();
+        if let Some(silence) = &self.silence {
+            notes.push(format!(
+                "silenced until {} by {}",
+                silence.until, silence.by
+            ));
+        }
+        if let Some(parent) = &self.suppressed_by {
+            notes.push(format!("suppressed by {parent}"));
+        }
+        if self.flapping {
+            notes.push("flapping".into());
+        }
+        notes.join("; ")
     }
 }
 

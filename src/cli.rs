@@ -12,6 +12,7 @@ use crate::settings::{
     process_env, setting,
 };
 use crate::signal::Signal;
+use crate::silence_api::SilenceRequest;
 use crate::version::version;
 use crate::{daemon, status, store};
 use argh::FromArgs;
@@ -124,6 +125,46 @@ pub enum Command {
     CheckState(CheckStateArgs),
     /// `status [--http ADDR]`.
     Status(StatusArgs),
+    /// `silence --for LENGTH [--reason R] [--by NAME] SERVICE`.
+    Silence(SilenceArgs),
+    /// `unsilence SERVICE`.
+    Unsilence(UnsilenceArgs),
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "silence")]
+/// Silence a service of the running procjon on this machine (maintenance):
+/// its events are recorded, not posted, until the silence ends; the channel
+/// hears when it starts and ends. SERVICE may be * (every service). Exit
+/// code 0 once procjon has it on disk, 2 otherwise.
+pub struct SilenceArgs {
+    /// how long: seconds or a number with s, m, h or d (90, 30m, 1h, 2d), at most 7 days
+    #[argh(option, long = "for")]
+    pub length: String,
+    /// why, shown in the channel
+    #[argh(option)]
+    pub reason: Option<String>,
+    /// who asks, shown in the channel (default procjon)
+    #[argh(option)]
+    pub by: Option<String>,
+    /// the daemon's --http address (default $PROCJON_HTTP, else 127.0.0.1:9090)
+    #[argh(option)]
+    pub http: Option<String>,
+    /// the service id, or *
+    #[argh(positional)]
+    pub service: String,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "unsilence")]
+/// End a silence now. SERVICE may be * (every service).
+pub struct UnsilenceArgs {
+    /// the daemon's --http address (default $PROCJON_HTTP, else 127.0.0.1:9090)
+    #[argh(option)]
+    pub http: Option<String>,
+    /// the service id, or *
+    #[argh(positional)]
+    pub service: String,
 }
 
 #[derive(FromArgs, Debug)]
@@ -160,10 +201,58 @@ pub fn run(args: Args, signals: Receiver<Signal>) -> ExitCode {
         Some(Command::Status(status)) => {
             return status_table(&setting(status.http.as_deref(), "--http", &process_env));
         }
+        Some(Command::Silence(args)) => return silence(args),
+        Some(Command::Unsilence(args)) => {
+            let addr = setting(args.http.as_deref(), "--http", &process_env);
+            return changed(
+                status::unsilence(&addr, &args.service),
+                format!("unsilenced {}", args.service),
+            );
+        }
         None => config(&args, &process_env).and_then(|config| daemon::serve(config, signals)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("procjon: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `procjon silence`: checks the length, then asks the daemon.
+fn silence(args: &SilenceArgs) -> ExitCode {
+    let Some(length) = parse_duration(&args.length).filter(|d| !d.is_zero()) else {
+        eprintln!(
+            "procjon: --for {:?}: give a length above 0 and at most 7 days, as seconds or with s, m, h or d (90, 30m, 1h, 2d)",
+            args.length
+        );
+        return ExitCode::from(2);
+    };
+    let request = SilenceRequest {
+        service: args.service.clone(),
+        length: serde_json::json!(length.as_secs_f64()),
+        reason: args.reason.clone(),
+        by: args.by.clone(),
+    };
+    let addr = setting(args.http.as_deref(), "--http", &process_env);
+    changed(
+        status::silence(&addr, &request),
+        format!(
+            "silenced {} for {}",
+            args.service,
+            crate::message::round_duration(length)
+        ),
+    )
+}
+
+/// Prints `done` (0) or the error (2) of a change asked of the daemon.
+fn changed(result: Result<(), status::StatusError>, done: String) -> ExitCode {
+    match result {
+        Ok(()) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("procjon: {err}");
             ExitCode::from(2)

@@ -22,6 +22,7 @@ use crate::message::rfc3339;
 use crate::metrics::{self, StateFileFacts};
 use crate::notifier::NotifyStats;
 use crate::registry::Registry;
+use crate::silence_api;
 use crate::store::StoreHealth;
 use std::fs::OpenOptions;
 use std::net::TcpListener;
@@ -130,7 +131,13 @@ fn dispatch(request: Request, sources: &Arc<StatusSources>, in_flight: &Arc<Atom
         .name("http-request".into())
         .spawn(move || {
             let _guard = guard;
-            let reply = route(request.method(), request.url(), &sources);
+            let mut request = request;
+            let path = request.url().split(['?', '#']).next().unwrap_or_default();
+            let reply = if silence_api::is_silence_path(path) {
+                silences(&mut request, &sources)
+            } else {
+                route(request.method(), request.url(), &sources)
+            };
             respond(request, reply);
         });
     if let Err(err) = spawned {
@@ -214,6 +221,34 @@ fn respond(request: Request, reply: Reply) {
             reply.status
         ),
         Err(err) => log::debug!("http status: answering {method} {url}: {err}"),
+    }
+}
+
+/// Answers the silence endpoints (see [`silence_api`]).
+fn silences(request: &mut Request, sources: &StatusSources) -> Reply {
+    let answer = silence_api::check_peer(request.remote_addr().copied())
+        .err()
+        .unwrap_or_else(|| {
+            let url = request.url().to_string();
+            let path = url.split(['?', '#']).next().unwrap_or_default();
+            match (request.method(), path.strip_prefix("/api/silences/")) {
+                (Method::Post, None) => {
+                    silence_api::silence(request.as_reader(), &sources.registry)
+                }
+                (Method::Delete, Some(raw)) if !raw.is_empty() => match percent_decode(raw) {
+                    Some(service) => silence_api::unsilence(&service, &sources.registry),
+                    None => {
+                        silence_api::Answer::error(400, format!("{raw:?} is not a valid URL path"))
+                    }
+                },
+                _ => silence_api::wrong_method(),
+            }
+        });
+    Reply {
+        status: answer.status,
+        content_type: "application/json",
+        body: answer.body,
+        headers: Vec::new(),
     }
 }
 

@@ -79,6 +79,7 @@ mod registry;
 mod secret_url;
 mod settings;
 mod signal;
+mod silence_api;
 mod status;
 mod store;
 mod systemd;

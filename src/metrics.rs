@@ -81,6 +81,14 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         }
     }
     out.family(
+        "procjon_service_silenced",
+        "gauge",
+        "1 while the service is silenced (its events are recorded, not posted); absent otherwise.",
+    );
+    for s in services.iter().filter(|s| s.silence.is_some()) {
+        out.sample("procjon_service_silenced", &[("service", id(s))], 1);
+    }
+    out.family(
         "procjon_services",
         "gauge",
         "Registered services by availability.",

@@ -1,11 +1,14 @@
-//! `procjon status`: asks a running daemon's HTTP status endpoint for its
-//! services and lays them out as a table. Runs on the main thread of a
-//! short-lived `procjon status` process; `cli::run` prints the table or the
-//! error and picks the exit code (0 all known services available, 1 not,
-//! 2 the daemon could not be asked).
+//! The clients of a running daemon's HTTP API: `procjon status` asks for
+//! its services and lays them out as a table; `procjon silence` and
+//! `procjon unsilence` change silences (only from the daemon's own
+//! machine). Each runs on the main thread of a short-lived process;
+//! `cli::run` prints the result or the error and picks the exit code
+//! (`status`: 0 all known services available, 1 not, 2 the daemon could
+//! not be asked).
 
-use crate::api::ServiceStatus;
+use crate::api::{ApiError, ServiceStatus};
 use crate::message::human_duration;
+use crate::silence_api::SilenceRequest;
 use std::fmt;
 use std::time::Duration;
 
@@ -39,6 +42,15 @@ pub enum StatusError {
         /// The HTTP status code.
         status: u16,
     },
+    /// procjon refused the request, saying why.
+    Refused {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// procjon's reason.
+        message: String,
+    },
     /// The answer is not the JSON procjon sends.
     BadReply {
         /// The URL asked.
@@ -63,6 +75,11 @@ impl fmt::Display for StatusError {
                 f,
                 "{url} answered HTTP {status}; is that address procjon's --http address?"
             ),
+            StatusError::Refused {
+                url,
+                status,
+                message,
+            } => write!(f, "{url} answered HTTP {status}: {message}"),
             StatusError::BadReply { url, reason } => write!(
                 f,
                 "{url} did not answer procjon's JSON: {reason}; is that address procjon's --http address?"
@@ -97,17 +114,22 @@ pub fn services_url(addr: &str) -> Result<String, StatusError> {
     Ok(format!("{base}/api/services"))
 }
 
-/// Fetches every service's status from the daemon at `addr`.
-pub fn fetch(addr: &str) -> Result<Vec<ServiceStatus>, StatusError> {
-    let url = services_url(addr)?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
+/// The HTTP client of these commands: short timeouts, no redirects.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(concat!("procjon-status/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into();
+        .into()
+}
+
+/// Fetches every service's status from the daemon at `addr`.
+pub fn fetch(addr: &str) -> Result<Vec<ServiceStatus>, StatusError> {
+    let url = services_url(addr)?;
+    let agent = agent(TIMEOUT);
     let unreachable = |source| StatusError::Unreachable {
         url: url.clone(),
         source,
@@ -129,6 +151,81 @@ pub fn fetch(addr: &str) -> Result<Vec<ServiceStatus>, StatusError> {
     })
 }
 
+/// How long a silence request may take: procjon answers once the silence
+/// is on disk.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// Silences a service (or `*`) through the daemon at `addr`.
+pub fn silence(addr: &str, request: &SilenceRequest) -> Result<(), StatusError> {
+    let url = silences_url(addr)?;
+    let body = serde_json::to_string(request).map_err(|err| StatusError::BadReply {
+        url: url.clone(),
+        reason: err.to_string(),
+    })?;
+    let sent = agent(CHANGE_TIMEOUT)
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(&body);
+    answered(url, sent)
+}
+
+/// Ends the silence of a service (or `*`) through the daemon at `addr`.
+pub fn unsilence(addr: &str, service: &str) -> Result<(), StatusError> {
+    let base = silences_url(addr)?;
+    let url = format!("{base}/{}", percent_encode(service));
+    let sent = agent(CHANGE_TIMEOUT).delete(&url).call();
+    answered(url, sent)
+}
+
+/// The `/api/silences` URL for a `--http` address.
+fn silences_url(addr: &str) -> Result<String, StatusError> {
+    let services = services_url(addr)?;
+    let base = services.strip_suffix("/api/services").unwrap_or(&services);
+    Ok(format!("{base}/api/silences"))
+}
+
+/// `Ok` for a 200, else the error procjon gave.
+fn answered(
+    url: String,
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(), StatusError> {
+    let mut response = sent.map_err(|source| StatusError::Unreachable {
+        url: url.clone(),
+        source,
+    })?;
+    let status = response.status().as_u16();
+    if status == 200 {
+        return Ok(());
+    }
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    match serde_json::from_str::<ApiError>(&body) {
+        Ok(error) => Err(StatusError::Refused {
+            url,
+            status,
+            message: error.error,
+        }),
+        Err(_) => Err(StatusError::HttpStatus { url, status }),
+    }
+}
+
+/// `%XX`-escapes what a path segment can't hold as is.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:@".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Whether every service that has been pinged at least once is available.
 pub fn all_known_available(services: &[ServiceStatus]) -> bool {
     services.iter().all(|s| s.is_available() || s.is_unknown())
@@ -140,7 +237,11 @@ pub fn all_known_available(services: &[ServiceStatus]) -> bool {
 /// latest ping gave.
 pub fn table(services: &[ServiceStatus]) -> String {
     let with_detail = services.iter().any(|s| s.detail.is_some());
+    let with_note = services.iter().any(|s| !s.note().is_empty());
     let mut header = vec!["SERVICE", "AVAILABILITY", "STATUS", "LAST PING"];
+    if with_note {
+        header.push("NOTE");
+    }
     if with_detail {
         header.push("DETAIL");
     }
@@ -157,6 +258,9 @@ pub fn table(services: &[ServiceStatus]) -> String {
                         |age| format!("{} ago", human_duration(Duration::from_secs_f64(age))),
                     ),
             ];
+            if with_note {
+                row.push(s.note());
+            }
             if with_detail {
                 row.push(s.detail.clone().unwrap_or_default());
             }
@@ -203,6 +307,9 @@ mod tests {
             owner: Some("procjonagent".into()),
             detail: None,
             perfdata: Vec::new(),
+            silence: None,
+            suppressed_by: None,
+            flapping: false,
         }
     }
 

@@ -917,7 +917,8 @@ impl Registry {
         by: &str,
     ) -> Result<(), FrameError> {
         self.for_targets(target, identity, "silence", |inner, id, records| {
-            let until = policy::unix_now() + length.as_secs().max(1);
+            // Whole seconds, as the state file writes times.
+            let until = policy::unix_now() + (length.as_secs_f64().round() as u64).max(1);
             let by = inner.interner.owner(by);
             inner.silence(id, until, &by, reason, records);
         })

@@ -13,6 +13,7 @@ mod faults;
 mod http;
 mod mutation;
 mod ownership;
+mod policy;
 mod protocol;
 mod restart;
 mod state_file;

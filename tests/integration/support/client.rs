@@ -83,6 +83,41 @@ impl Client {
         assert_eq!(reply, ServerFrame::Ok, "registering {service}");
     }
 
+    /// Registers `service` with a notification policy.
+    #[track_caller]
+    pub fn register_with(
+        &mut self,
+        service: &str,
+        timeout_s: f64,
+        statuses: &[&str],
+        policy: procjon::frame::Policy,
+    ) -> ServerFrame {
+        self.request(&ClientFrame::Register(Registration {
+            service: service.into(),
+            timeout_s,
+            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            policy,
+        }))
+    }
+
+    /// Sends a silence frame.
+    #[track_caller]
+    pub fn silence(&mut self, service: &str, for_s: f64, reason: Option<&str>) -> ServerFrame {
+        self.request(&ClientFrame::Silence {
+            service: service.into(),
+            for_s,
+            reason: reason.map(String::from),
+        })
+    }
+
+    /// Sends an unsilence frame.
+    #[track_caller]
+    pub fn unsilence(&mut self, service: &str) -> ServerFrame {
+        self.request(&ClientFrame::Unsilence {
+            service: service.into(),
+        })
+    }
+
     #[track_caller]
     pub fn ping(&mut self, service: &str, status: u64) -> ServerFrame {
         self.request(&ClientFrame::ping(service, status))
