@@ -10,6 +10,7 @@ use crate::job::{self, JOB_STATUSES, Job};
 use crate::options::Options;
 use crate::ping::Ping;
 use crate::process::Process;
+use crate::silence::Silence;
 use crate::systemd::Systemd;
 use argh::FromArgs;
 use procjon::Signal;
@@ -45,7 +46,8 @@ pub const LOG_LEVEL_ENV: &str = "PROCJONAGENT_LOG_LEVEL";
 #[derive(FromArgs, Debug)]
 /// procjonagent reports a service's status to procjon over mutual TLS every
 /// period, until stopped. It reconnects by itself when procjon restarts.
-/// The common flags may come before or after the agent's name.
+/// The common flags may come before or after the agent's name. silence and
+/// unsilence are not agents: they ask procjon once and exit.
 pub struct Args {
     /// service id (default $PROCJONAGENT_SERVICE, else the host name)
     #[argh(option, short = 's')]
@@ -75,13 +77,13 @@ pub struct Args {
     #[argh(switch)]
     pub version: bool,
     #[argh(subcommand)]
-    /// the agent to run
+    /// the agent to run, or silence or unsilence
     pub command: Option<Command>,
 }
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
-/// The agents.
+/// The agents, and the one-shot commands `silence` and `unsilence`.
 pub enum Command {
     /// `ping`.
     Ping(PingArgs),
@@ -95,6 +97,10 @@ pub enum Command {
     Process(ProcessArgs),
     /// `run [--statuses LIST] [--keep] [--final-timeout S] -- CMD ARGS...`.
     Run(RunArgs),
+    /// `silence --for LENGTH [--reason TEXT] [SERVICE]`: not an agent.
+    Silence(SilenceArgs),
+    /// `unsilence [SERVICE]`: not an agent.
+    Unsilence(UnsilenceArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -186,6 +192,37 @@ pub struct ProcessArgs {
     pub pid: Option<u32>,
 }
 
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "silence")]
+/// Not an agent: ask procjon once to hold back a service's notifications
+/// for a while (a deploy, maintenance), then exit. procjon posts who
+/// silenced it and why, records its events without posting them, and says
+/// when the silence ends. Tries to reach procjon for about 10 s, no more.
+/// Exit code 0: silenced; 2: a bad flag or a final refusal (forbidden,
+/// not_registered); 1: procjon could not be reached.
+pub struct SilenceArgs {
+    /// how long: seconds, or a number with s, m, h or d (90, 10m, 1.5h, 7d); at most 7d
+    #[argh(option, long = "for")]
+    pub length: Option<String>,
+    /// why, for people (e.g. deploy): shown in procjon's post; at most 256 characters
+    #[argh(option)]
+    pub reason: Option<String>,
+    /// the service id (default: -s, else the host name), or * for every service of this certificate's identity
+    #[argh(positional, arg_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "unsilence")]
+/// Not an agent: ask procjon once to end a service's silence now, then
+/// exit. procjon posts that the silence ended, and the service's current
+/// state if it changed meanwhile. Exit codes as for silence.
+pub struct UnsilenceArgs {
+    /// the service id (default: -s, else the host name), or * for every service of this certificate's identity
+    #[argh(positional, arg_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
 /// The common flags that take a value, which may follow the agent's name.
 const COMMON_OPTIONS: [&str; 15] = [
     "-s",
@@ -204,8 +241,10 @@ const COMMON_OPTIONS: [&str; 15] = [
     "-l",
     "--log-level",
 ];
-/// The agents' own flags that take a value.
-const AGENT_OPTIONS: [&str; 9] = [
+/// The subcommands' own flags that take a value.
+const AGENT_OPTIONS: [&str; 11] = [
+    "--for",
+    "--reason",
     "--final-timeout",
     "--unit",
     "--host",
@@ -216,8 +255,20 @@ const AGENT_OPTIONS: [&str; 9] = [
     "--name",
     "--pid",
 ];
-/// The agents' names.
-const AGENTS: [&str; 6] = ["ping", "systemd", "elasticsearch", "exec", "process", "run"];
+/// The subcommands' names: the agents, then the one-shot commands.
+const AGENTS: [&str; 8] = [
+    "ping",
+    "systemd",
+    "elasticsearch",
+    "exec",
+    "process",
+    "run",
+    "silence",
+    "unsilence",
+];
+/// The one-shot commands: their only positional argument is SERVICE, so
+/// common flags may follow it too.
+const ONE_SHOTS: [&str; 2] = ["silence", "unsilence"];
 
 fn is_common(arg: &str) -> bool {
     COMMON_OPTIONS.contains(&arg)
@@ -263,7 +314,8 @@ fn parse(name: &str, args: Vec<String>) -> Result<Args, ExitCode> {
 /// Moves common flags found after the agent's name in front of it, so that
 /// `procjonagent ping -l debug` works like the original's
 /// `procjonagent -l debug ping`. Stops at `--` and at the first positional
-/// argument (an `exec` command, whose flags are its own).
+/// argument (an `exec` command, whose flags are its own), except after
+/// `silence` and `unsilence`, whose positional is the SERVICE.
 pub fn hoist_common_flags(args: Vec<String>) -> Vec<String> {
     let mut i = 0;
     while i < args.len() {
@@ -276,13 +328,18 @@ pub fn hoist_common_flags(args: Vec<String>) -> Vec<String> {
     if i >= args.len() {
         return args;
     }
+    let one_shot = ONE_SHOTS.contains(&args[i].as_str());
     let (mut front, mut back) = (args[..i].to_vec(), vec![args[i].clone()]);
     let mut rest = args[i + 1..].iter();
     while let Some(arg) = rest.next() {
-        if arg == "--" || !arg.starts_with('-') {
+        if arg == "--" || (!arg.starts_with('-') && !one_shot) {
             back.push(arg.clone());
             back.extend(rest.cloned());
             break;
+        }
+        if !arg.starts_with('-') {
+            back.push(arg.clone()); // a one-shot command's SERVICE
+            continue;
         }
         let target = if is_common(arg) {
             &mut front
@@ -301,7 +358,8 @@ pub fn hoist_common_flags(args: Vec<String>) -> Vec<String> {
 
 /// Runs what the arguments ask for and returns the process exit code. Runs
 /// until killed unless the configuration is unusable or procjon refuses the
-/// service for good; `run` until its child exits. `signals` carries the
+/// service for good; `run` until its child exits; `silence` and `unsilence`
+/// once (see `one_shot`). `signals` carries the
 /// signals the binary takes for `run` (see [`Args::takes_signals`]), which
 /// are passed on to its child.
 pub fn run(args: Args, signals: Receiver<Signal>) -> ExitCode {
@@ -319,7 +377,8 @@ pub fn run(args: Args, signals: Receiver<Signal>) -> ExitCode {
     let result = match &args.command {
         None => Err(AgentError::BadOption {
             option: "agent",
-            reason: "choose one: ping, systemd, elasticsearch, exec, process or run (see --help)"
+            reason: "choose one: ping, systemd, elasticsearch, exec, process, run, silence or \
+                     unsilence (see --help)"
                 .into(),
         }),
         Some(Command::Ping(_)) => start(Ping, &options),
@@ -337,6 +396,19 @@ pub fn run(args: Args, signals: Receiver<Signal>) -> ExitCode {
                 Err(err) => failed(err),
             };
         }
+        // Not agents: they neither register nor go through `start`.
+        Some(Command::Silence(a)) => {
+            let (length, reason) = (a.length.as_deref(), a.reason.as_deref());
+            return one_shot(Silence::begin(
+                length,
+                reason,
+                a.service.as_deref(),
+                &options,
+            ));
+        }
+        Some(Command::Unsilence(a)) => {
+            return one_shot(Silence::end(a.service.as_deref(), &options));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -353,6 +425,28 @@ fn failed(err: AgentError) -> ExitCode {
             ExitCode::from(1)
         }
         _ => ExitCode::from(2),
+    }
+}
+
+/// `silence` and `unsilence`: one frame, one reply, no agent behind them.
+/// Prints what procjon accepted on standard output (exit code 0), or the
+/// error once on standard error: 2 for what the user must fix (a flag, a
+/// file, a final refusal), 1 when procjon could not be reached in time or
+/// refused for now (`busy`, `internal`).
+fn one_shot(checked: Result<Silence, AgentError>) -> ExitCode {
+    let silence = match checked {
+        Ok(silence) => silence,
+        Err(err) => return failed(err),
+    };
+    match silence.send() {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("procjonagent: {err}");
+            ExitCode::from(if err.is_final() { 2 } else { 1 })
+        }
     }
 }
 
@@ -671,6 +765,26 @@ mod tests {
             panic!("not exec");
         };
         assert_eq!(exec.command, strings(&["check_load", "-w", "4"]));
+    }
+
+    #[test]
+    fn common_flags_may_follow_a_silence_service() {
+        let args = parse_ok(&[
+            "silence", "--for", "1h", "web-1", "-e", "h:1", "--reason", "-deploy",
+        ]);
+        assert_eq!(args.endpoint.as_deref(), Some("h:1"));
+        let Some(Command::Silence(silence)) = args.command else {
+            panic!("not silence");
+        };
+        assert_eq!(silence.length.as_deref(), Some("1h"));
+        assert_eq!(silence.reason.as_deref(), Some("-deploy"));
+        assert_eq!(silence.service.as_deref(), Some("web-1"));
+        let args = parse_ok(&["unsilence", "*", "-s", "x"]);
+        assert_eq!(args.service.as_deref(), Some("x"));
+        let Some(Command::Unsilence(unsilence)) = args.command else {
+            panic!("not unsilence");
+        };
+        assert_eq!(unsilence.service.as_deref(), Some("*"));
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod perfdata;
 mod ping;
 mod process;
 mod runner;
+mod silence;
 mod systemd;
 
 pub use agent::{Agent, CheckError, Finish, Report};

@@ -87,7 +87,7 @@ fn unusable_flags_are_refused() {
         ),
         (
             &["-s", "x"],
-            "choose one: ping, systemd, elasticsearch, exec, process or run",
+            "choose one: ping, systemd, elasticsearch, exec, process, run, silence or unsilence",
         ),
         (
             &["-s", "x", "process"],

@@ -13,4 +13,5 @@ mod ping;
 mod process;
 mod restart;
 mod run;
+mod silence;
 mod systemd;

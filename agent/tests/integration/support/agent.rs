@@ -117,41 +117,89 @@ impl AgentCommand {
     }
 
     /// Starts the agent.
-    pub fn start(mut self) -> RunningAgent {
+    pub fn start(self) -> RunningAgent {
+        self.spawn(false)
+    }
+
+    /// Starts the agent, reading its standard output too when `stdout`.
+    fn spawn(mut self, stdout: bool) -> RunningAgent {
         let mut child = self
             .command
             .args(self.common.iter().flat_map(|(flag, value)| [*flag, value]))
             .args(&self.args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting procjonagent");
         let stderr = Lines::collect("procjonagent stderr", child.stderr.take().expect("stderr"));
-        RunningAgent { child, stderr }
+        let stdout = child
+            .stdout
+            .take()
+            .map(|out| Lines::collect("procjonagent stdout", out));
+        RunningAgent {
+            child,
+            stderr,
+            stdout,
+        }
     }
 
     /// Runs the agent, which must exit on its own; returns its exit code
     /// and log.
     #[track_caller]
     pub fn exit(self) -> (i32, String) {
-        let mut agent = self.start();
-        let deadline = Instant::now() + WAIT;
+        let done = self.finish();
+        (done.code, done.stderr)
+    }
+
+    /// Runs a command that must exit on its own within [`WAIT`] (`silence`,
+    /// `unsilence`, or an agent refused at start-up): its exit code, both
+    /// outputs and how long it ran.
+    #[track_caller]
+    pub fn finish(self) -> Finished {
+        let started = Instant::now();
+        let mut agent = self.spawn(true);
         let status = loop {
             if let Some(status) = agent.child.try_wait().expect("waiting for procjonagent") {
                 break status;
             }
             assert!(
-                Instant::now() < deadline,
+                started.elapsed() < WAIT,
                 "procjonagent did not exit; log:\n{}",
                 agent.stderr.all().join("\n")
             );
             std::thread::sleep(Duration::from_millis(20));
         };
+        let took = started.elapsed();
         agent.stderr.wait_closed(WAIT);
-        let code = status.code().expect("procjonagent killed by a signal");
-        (code, agent.stderr.all().join("\n"))
+        let stdout = agent.stdout.as_ref().map_or_else(String::new, |out| {
+            out.wait_closed(WAIT);
+            out.text()
+        });
+        Finished {
+            code: status.code().expect("procjonagent killed by a signal"),
+            stdout,
+            stderr: agent.stderr.all().join("\n"),
+            took,
+        }
     }
+}
+
+/// How a command that exits on its own ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit code.
+    pub code: i32,
+    /// Its standard output, each line ending in `\n`.
+    pub stdout: String,
+    /// Its standard error (the log), lines joined by `\n`.
+    pub stderr: String,
+    /// From its start to its exit.
+    pub took: Duration,
 }
 
 /// A running agent.
@@ -159,6 +207,8 @@ pub struct RunningAgent {
     child: Child,
     /// Its log.
     pub stderr: Lines,
+    /// Its standard output, when read (see [`AgentCommand::finish`]).
+    stdout: Option<Lines>,
 }
 
 impl RunningAgent {
@@ -209,6 +259,9 @@ impl Drop for RunningAgent {
         self.kill();
         if std::thread::panicking() {
             eprintln!("{}", self.stderr.report());
+            if let Some(stdout) = &self.stdout {
+                eprintln!("{}", stdout.report());
+            }
         }
     }
 }

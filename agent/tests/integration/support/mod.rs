@@ -13,7 +13,7 @@ mod plugins;
 mod scene;
 mod sleeper;
 
-pub use agent::AgentCommand;
+pub use agent::{AgentCommand, Finished};
 pub use api::wait_for_service;
 pub use fake_es::{FakeEs, Health};
 pub use plugins::check_dummy;

@@ -3,6 +3,8 @@
 //! with short timings.
 
 use super::{AgentCommand, TempDir};
+use std::path::Path;
+use std::process::Command;
 use test_support::Daemon;
 use test_support::daemon::Builder;
 
@@ -39,6 +41,27 @@ impl Scene {
             .service(service)
             .timing("2", "0.3")
             .endpoint(&self.procjon.endpoint())
+    }
+
+    /// Makes a further agent certificate from this scene's CA, with the
+    /// identity `name` (`scripts/gen-certs.sh certs --agent NAME`, as users
+    /// do); returns its certificate and key paths, relative to the dir,
+    /// for [`AgentCommand::cert`] and [`AgentCommand::key`].
+    #[track_caller]
+    pub fn agent_identity(&self, name: &str) -> (String, String) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen-certs.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(self.dir.join("certs"))
+            .args(["--agent", name])
+            .output()
+            .unwrap_or_else(|err| panic!("running {}: {err}", script.display()));
+        assert!(
+            out.status.success(),
+            "gen-certs.sh --agent {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (format!("certs/{name}.pem"), format!("certs/{name}.key"))
     }
 }
 
