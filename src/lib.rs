@@ -89,7 +89,7 @@ mod watchdog;
 
 pub use cli::{Args, run};
 pub use frame::{ClientFrame, ErrorCode, FrameError, PerfValue, Registration, ServerFrame};
-pub use message::human_duration;
+pub use message::{human_duration, round_duration};
 pub use notifier::MAX_POST_CHARS;
 pub use settings::{ENVIRONMENT, SettingRow, parse_duration, process_env, setting_from};
 pub use signal::Signal;

@@ -156,7 +156,7 @@ impl Silence {
             ClientFrame::Silence { for_s, .. } => format!(
                 "silenced {} for {}",
                 self.service,
-                spoken(Duration::from_secs_f64(*for_s))
+                procjon::round_duration(Duration::from_secs_f64(*for_s))
             ),
             _ => format!("unsilenced {}", self.service),
         }
@@ -311,28 +311,6 @@ fn bad_option(option: &'static str, reason: String) -> AgentError {
     AgentError::BadOption { option, reason }
 }
 
-/// A length as procjon's own post words it: its largest unit, and the next
-/// one unless it is zero (`1h`, `1h30m`, `1m30s`, `7d`); under a second,
-/// in tenths (`0.5s`).
-fn spoken(length: Duration) -> String {
-    let total = length.as_secs_f64().round() as u64;
-    let units = [
-        (total / 86_400, 'd'),
-        (total / 3600 % 24, 'h'),
-        (total / 60 % 60, 'm'),
-        (total % 60, 's'),
-    ];
-    let Some(first) = units.iter().position(|(n, _)| *n > 0) else {
-        return procjon::human_duration(length);
-    };
-    units[first..]
-        .iter()
-        .take(2)
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,21 +339,6 @@ mod tests {
         ] {
             let err = length_of(text).unwrap_err().to_string();
             assert!(err.starts_with(reason), "{text:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn lengths_are_spoken_as_procjon_posts_them() {
-        for (secs, spoken_as) in [
-            (3600.0, "1h"),
-            (5400.0, "1h30m"),
-            (90.0, "1m30s"),
-            (604_800.0, "7d"),
-            (86_400.0 + 60.0, "1d"),
-            (0.5, "1s"),
-            (0.3, "0.3s"),
-        ] {
-            assert_eq!(spoken(Duration::from_secs_f64(secs)), spoken_as, "{secs}");
         }
     }
 
