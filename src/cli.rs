@@ -3,13 +3,14 @@
 //! codes (0 fine, 1 `procjon status` found a service not available, 2 a
 //! problem the user must fix).
 
-use crate::config::{Config, ConfigError, Liveness, NotifyTuning, Sink};
+use crate::alertmanager::{AlertmanagerConfig, alerts_endpoint};
+use crate::config::{Config, ConfigError, Liveness, NotifyTuning, Route, Sink};
 use crate::registry::PolicyConfig;
 use crate::registry::{Availability, Limits};
 use crate::secret_url::SecretUrl;
 use crate::settings::{
-    DEFAULT_HTTP, Env, HEARTBEAT_ENV, HEARTBEAT_WHAT, WEBHOOK_ENV, WEBHOOK_WHAT, parse_duration,
-    process_env, setting,
+    ALERTMANAGER_ENV, DEFAULT_HTTP, Env, HEARTBEAT_ENV, HEARTBEAT_WHAT, ROUTES_ENV, WEBHOOK_ENV,
+    WEBHOOK_JSON_ENV, WEBHOOK_WHAT, parse_duration, process_env, setting,
 };
 use crate::signal::Signal;
 use crate::silence_api::SilenceRequest;
@@ -77,7 +78,7 @@ pub struct Args {
     /// seconds between two heartbeat requests (default 60)
     #[argh(option, default = "60.0")]
     pub heartbeat_interval: f64,
-    /// seconds the Slack webhook may fail before the heartbeat reports a failure (default 600)
+    /// seconds a sink (the Slack webhook, a JSON webhook, an Alertmanager) may fail before the heartbeat reports a failure (default 600)
     #[argh(option, default = "600.0")]
     pub heartbeat_fail_after: f64,
     /// seconds procjon must have been down for the channel to hear that it is back (default twice --heartbeat-interval, at least 60); a planned stop is always told
@@ -98,6 +99,24 @@ pub struct Args {
     /// the flapping window: seconds or 10m, 1h (default 10m)
     #[argh(option, default = "String::from(\"10m\")")]
     pub flap_window: String,
+    /// send the announcements of the services that certificate identity OWNER owns to another Slack webhook instead of the default one, or to none with OWNER=off: OWNER=URL (repeatable; default $PROCJON_ROUTES as owner=url,owner=url)
+    #[argh(option)]
+    pub route: Vec<String>,
+    /// also post every announcement as JSON events to this URL (repeatable; default $PROCJON_WEBHOOK_JSON, comma-separated)
+    #[argh(option)]
+    pub webhook_json: Vec<String>,
+    /// an Alertmanager to send the services' state to as alerts; give every peer of a cluster (repeatable; default $PROCJON_ALERTMANAGER, comma-separated)
+    #[argh(option)]
+    pub alertmanager: Vec<String>,
+    /// a label NAME=VALUE added to every alert (repeatable)
+    #[argh(option)]
+    pub alertmanager_label: Vec<String>,
+    /// how often firing alerts are sent again: seconds or 30s, 2m (default 60s); Alertmanager ends them by itself 4 resends after procjon stops sending
+    #[argh(option, default = "String::from(\"60s\")")]
+    pub alertmanager_resend: String,
+    /// keep an always-firing ProcjonWatchdog alert while procjon is healthy, for a dead man's switch receiver
+    #[argh(switch)]
+    pub alertmanager_watchdog: bool,
     /// seconds one of procjon's own threads may spend in one operation (a post, an fsync) before it counts as stalled: systemd's watchdog pings stop and the heartbeat fails (default 60)
     #[argh(option, default = "60.0")]
     pub stall_after: f64,
@@ -303,6 +322,12 @@ fn config(args: &Args, env: Env<'_>) -> Result<Config, ConfigError> {
         key: path_setting(&args.key_cert, "--key-cert", env),
         state: path_setting(&args.state, "--state", env),
         sink,
+        routes: routes(args, env)?,
+        json_webhooks: listed(&args.webhook_json, WEBHOOK_JSON_ENV, env)
+            .iter()
+            .map(|url| secret_url(url, WEBHOOK_JSON_WHAT))
+            .collect::<Result<_, _>>()?,
+        alertmanager: alertmanager(args, env, notify.timeout)?,
         notify,
         handshake_timeout: seconds("--handshake-timeout", args.handshake_timeout, false)?,
         http: http_address(&setting(args.http.as_deref(), "--http", env))?,
@@ -337,6 +362,161 @@ fn duration_flag(flag: &'static str, text: &str, zero_ok: bool) -> Result<Durati
             ),
         }),
     }
+}
+
+/// How errors name a JSON webhook URL.
+const WEBHOOK_JSON_WHAT: &str = "JSON webhook URL (--webhook-json or PROCJON_WEBHOOK_JSON)";
+
+/// A repeatable flag's values, else its variable's comma-separated ones.
+fn listed(flag: &[String], var: &str, env: Env<'_>) -> Vec<String> {
+    let values: Vec<String> = if flag.is_empty() {
+        env(var)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    } else {
+        flag.to_vec()
+    };
+    values
+        .into_iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// `--route OWNER=URL|off` (or `PROCJON_ROUTES`): one per owner.
+fn routes(args: &Args, env: Env<'_>) -> Result<Vec<Route>, ConfigError> {
+    let mut routes: Vec<Route> = Vec::new();
+    for entry in listed(&args.route, ROUTES_ENV, env) {
+        let bad = |reason: String| ConfigError::BadFlag {
+            flag: "--route",
+            reason,
+        };
+        // Not the entry itself in errors: its URL is a secret.
+        let Some((owner, to)) = entry.split_once('=') else {
+            return Err(bad(
+                "an entry has no \"=\"; give OWNER=URL or OWNER=off (OWNER is the certificate identity that owns the services)".into(),
+            ));
+        };
+        let owner = owner.trim();
+        if owner.is_empty() {
+            return Err(bad(
+                "an entry has no OWNER before \"=\"; give OWNER=URL or OWNER=off".into(),
+            ));
+        }
+        if routes.iter().any(|r| r.owner == owner) {
+            return Err(bad(format!(
+                "{owner:?} is routed twice; give one route per owner"
+            )));
+        }
+        let to = match to.trim() {
+            off if off.eq_ignore_ascii_case("off") => None,
+            url => Some(
+                SecretUrl::parse(url)
+                    .map_err(|reason| bad(format!("the URL for {owner:?}: {reason}")))?,
+            ),
+        };
+        routes.push(Route {
+            owner: owner.to_string(),
+            to,
+        });
+    }
+    Ok(routes)
+}
+
+/// The `--alertmanager*` settings; none without a URL.
+fn alertmanager(
+    args: &Args,
+    env: Env<'_>,
+    timeout: Duration,
+) -> Result<Option<AlertmanagerConfig>, ConfigError> {
+    let urls = listed(&args.alertmanager, ALERTMANAGER_ENV, env);
+    let extras = !args.alertmanager_label.is_empty() || args.alertmanager_watchdog;
+    if urls.is_empty() {
+        if extras {
+            return Err(ConfigError::BadFlag {
+                flag: "--alertmanager",
+                reason: "--alertmanager-label and --alertmanager-watchdog need at least one --alertmanager URL".into(),
+            });
+        }
+        return Ok(None);
+    }
+    let mut peers = Vec::new();
+    for url in &urls {
+        let url = secret_url(url, ALERTMANAGER_WHAT)?;
+        let endpoint = alerts_endpoint(&url);
+        if peers.contains(&endpoint) {
+            return Err(ConfigError::BadFlag {
+                flag: "--alertmanager",
+                reason: format!("{url} is given twice; give each peer once"),
+            });
+        }
+        peers.push(endpoint);
+    }
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for entry in &args.alertmanager_label {
+        let (name, value) = label(entry)?;
+        if labels.iter().any(|(n, _)| *n == name) {
+            return Err(ConfigError::BadFlag {
+                flag: "--alertmanager-label",
+                reason: format!("label {name:?} is given twice"),
+            });
+        }
+        labels.push((name, value));
+    }
+    let resend = duration_flag("--alertmanager-resend", &args.alertmanager_resend, false)?;
+    if resend < Duration::from_secs(1) {
+        return Err(ConfigError::BadFlag {
+            flag: "--alertmanager-resend",
+            reason: format!(
+                "{:?} is too short; give at least 1s",
+                args.alertmanager_resend
+            ),
+        });
+    }
+    Ok(Some(AlertmanagerConfig {
+        peers,
+        labels,
+        resend,
+        watchdog: args.alertmanager_watchdog,
+        timeout,
+    }))
+}
+
+/// How errors name an Alertmanager URL.
+const ALERTMANAGER_WHAT: &str = "Alertmanager URL (--alertmanager or PROCJON_ALERTMANAGER)";
+
+/// One `--alertmanager-label NAME=VALUE`, checked as Prometheus checks
+/// label names.
+fn label(entry: &str) -> Result<(String, String), ConfigError> {
+    let bad = |reason: String| ConfigError::BadFlag {
+        flag: "--alertmanager-label",
+        reason,
+    };
+    let Some((name, value)) = entry.split_once('=') else {
+        return Err(bad(format!(
+            "{entry:?} has no \"=\"; give NAME=VALUE, e.g. team=web"
+        )));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    let name_ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__");
+    if !name_ok {
+        return Err(bad(format!(
+            "{name:?} is not a label name; use letters, digits and _, not starting with a digit or __"
+        )));
+    }
+    if crate::alertmanager::OWN_LABELS.contains(&name) {
+        return Err(bad(format!(
+            "{name:?} is set by procjon itself (alertname, service, owner, status); pick another name"
+        )));
+    }
+    if value.is_empty() {
+        return Err(bad(format!("label {name:?} has no value")));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// The heartbeat, stop and stall settings.

@@ -24,6 +24,15 @@ pub struct Config {
     pub state: PathBuf,
     /// Where notifications go. Default: standard output.
     pub sink: Sink,
+    /// Owners whose announcements go to another Slack webhook, or nowhere
+    /// on Slack (`--route`). Default: none.
+    pub routes: Vec<Route>,
+    /// JSON webhooks that get every announcement (`--webhook-json`).
+    /// Default: none.
+    pub json_webhooks: Vec<SecretUrl>,
+    /// The Alertmanager cluster told the services' state, if any
+    /// (`--alertmanager`).
+    pub alertmanager: Option<crate::alertmanager::AlertmanagerConfig>,
     /// Pacing and retry settings for the notifier.
     pub notify: NotifyTuning,
     /// How long a TLS handshake may take before the connection is dropped. Default 5 s.
@@ -71,6 +80,17 @@ pub enum Sink {
     Stdout,
     /// Post to a Slack incoming webhook.
     Slack(SecretUrl),
+}
+
+/// `--route OWNER=URL`: the announcements of the services `owner` owns go
+/// to `to` instead of the default webhook; `None` (`OWNER=off`): to no
+/// Slack webhook at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The certificate identity.
+    pub owner: String,
+    /// The team's Slack webhook, or none.
+    pub to: Option<SecretUrl>,
 }
 
 /// Notifier timings.

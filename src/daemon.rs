@@ -11,10 +11,10 @@ use crate::health::Health;
 use crate::heartbeat::Heartbeat;
 use crate::http::{self, StatusSources};
 use crate::message::{human_duration, rfc3339};
-use crate::notifier::{Notifier, NotifierLinks, NotifyStats};
 use crate::progress::Threads;
 use crate::registry::{Registry, Restored};
 use crate::signal::Signal;
+use crate::sinks::{Deliveries, Sinks};
 use crate::store::{
     self, LastSeen, LiveState, Record, State, StoreCmd, StoreHealth, Timestamp, Writer, WriterLinks,
 };
@@ -44,6 +44,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         ),
         Sink::Slack(url) => log::info!("posting notifications to Slack webhook {url}"),
     }
+    log_sinks(&config);
     log::info!(
         "state file {}: {} services, {} notifications pending",
         config.state.display(),
@@ -62,21 +63,10 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         interner,
     } = state;
 
-    let threads = Threads::new();
     let (store_tx, store_rx) = mpsc::channel();
-    let (notify_tx, notify_rx) = mpsc::channel();
-    let notify_stats = Arc::new(NotifyStats::default());
-    let notifier = Notifier::new(
-        config.sink.clone(),
-        config.notify,
-        outbox.values().cloned().collect(),
-        NotifierLinks {
-            inbox: notify_rx,
-            store: store_tx.clone(),
-            stats: notify_stats.clone(),
-            progress: threads.notifier.clone(),
-        },
-    );
+    let sinks = Sinks::new(&config);
+    let deliveries = sinks.deliveries();
+    let threads = Threads::new(deliveries.progress());
     let timer = TimerHandle::new();
     let restored = Restored {
         services,
@@ -98,6 +88,8 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     }
     let store_health = Arc::new(StoreHealth::default());
     let live: Arc<dyn LiveState> = registry.clone();
+    let seen = registry.channel_seen();
+    let sinks_outbox = outbox.clone();
     let writer = Writer::new(
         file,
         outbox,
@@ -105,7 +97,8 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         last_seen,
         WriterLinks {
             inbox: store_rx,
-            notifier: notify_tx,
+            outlets: sinks.outlets(),
+            sinks: sinks.marks(),
             health: store_health.clone(),
             live: Arc::downgrade(&live),
             progress: threads.store.clone(),
@@ -113,7 +106,6 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     );
     drop(live);
 
-    spawn("notifier", move || notifier.run())?;
     spawn("store", move || writer.run())?;
     let expiring = registry.clone();
     let timer_progress = threads.timer.clone();
@@ -132,11 +124,20 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     let liveness = &config.liveness;
     let health = Arc::new(Health {
         threads,
-        notify: notify_stats.clone(),
+        deliveries: deliveries.clone(),
         store: store_health.clone(),
         stall_after: liveness.stall_after,
         webhook_fail_after: liveness.heartbeat_fail_after,
     });
+    sinks.start(
+        &config,
+        &sinks_outbox,
+        &seen,
+        &store_tx,
+        &health,
+        &|name, body| spawn(name, body),
+    )?;
+    drop((sinks_outbox, seen));
     let systemd = Systemd::from_env().map(Arc::new);
     match &liveness.heartbeat_url {
         Some(url) => {
@@ -165,7 +166,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
             let sources = Arc::new(StatusSources {
                 registry: registry.clone(),
                 connections: connection_stats.clone(),
-                notify: notify_stats.clone(),
+                deliveries: deliveries.clone(),
                 store: store_health,
                 state_path: config.state.clone(),
                 cert: cert.clone(),
@@ -198,7 +199,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         systemd: systemd.clone(),
         health,
         registry,
-        notify: notify_stats.clone(),
+        deliveries: deliveries.clone(),
         store: store_tx.clone(),
         alive_every: ALIVE_EVERY.min(liveness.announce_downtime_after / 2),
         cert: cert.clone(),
@@ -211,7 +212,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         cert,
         timer,
         store: store_tx,
-        notify: notify_stats,
+        deliveries,
         systemd,
         listening: addr,
     };
@@ -227,6 +228,39 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
                 std::thread::park();
             },
         }
+    }
+}
+
+/// Logs where announcements go besides the default channel.
+fn log_sinks(config: &Config) {
+    for route in &config.routes {
+        match &route.to {
+            Some(url) => log::info!(
+                "posting the notifications of {}'s services to Slack webhook {url}",
+                route.owner
+            ),
+            None => log::info!(
+                "not posting the notifications of {}'s services to Slack (--route {}=off)",
+                route.owner,
+                route.owner
+            ),
+        }
+    }
+    for url in &config.json_webhooks {
+        log::info!("posting notifications as JSON events to {url}");
+    }
+    if let Some(am) = &config.alertmanager {
+        let peers: Vec<String> = am.peers.iter().map(|p| p.host().to_string()).collect();
+        log::info!(
+            "sending alerts to Alertmanager {} every {}{}",
+            peers.join(", "),
+            human_duration(am.resend),
+            if am.watchdog {
+                ", with the ProcjonWatchdog alert"
+            } else {
+                ""
+            }
+        );
     }
 }
 
@@ -264,7 +298,7 @@ struct Running<'a> {
     cert: Arc<CertExpiry>,
     timer: TimerHandle,
     store: Sender<StoreCmd>,
-    notify: Arc<NotifyStats>,
+    deliveries: Arc<Deliveries>,
     systemd: Option<Arc<Systemd>>,
     listening: Option<SocketAddr>,
 }
@@ -327,7 +361,7 @@ impl Running<'_> {
             log::warn!("the state file did not take the stop record in time");
         }
         loop {
-            let pending = self.notify.pending.load(Ordering::Relaxed);
+            let pending = self.deliveries.pending();
             if pending == 0 {
                 // Delivery marks reach the store before the count drops.
                 self.flush(Vec::new(), deadline, signals);

@@ -41,15 +41,7 @@ impl Heartbeat {
         timeout: Duration,
         health: Arc<Health>,
     ) -> Heartbeat {
-        // The webhook's settings: no redirects (a redirect would leak the
-        // secret URL's path to another host), errors as statuses.
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout.min(interval)))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("procjon/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = crate::outbound::client(timeout.min(interval));
         Heartbeat {
             fail_url: url.join("fail"),
             url,

@@ -20,9 +20,9 @@ use crate::connection::ConnectionStats;
 use crate::listener;
 use crate::message::rfc3339;
 use crate::metrics::{self, StateFileFacts};
-use crate::notifier::NotifyStats;
 use crate::registry::Registry;
 use crate::silence_api;
+use crate::sinks::Deliveries;
 use crate::store::StoreHealth;
 use std::fs::OpenOptions;
 use std::net::TcpListener;
@@ -51,7 +51,7 @@ pub struct StatusSources {
     /// Connection counters.
     pub connections: Arc<ConnectionStats>,
     /// Notification counters.
-    pub notify: Arc<NotifyStats>,
+    pub deliveries: Arc<Deliveries>,
     /// The store writer's health flags.
     pub store: Arc<StoreHealth>,
     /// The state file, to check it can still be opened for appending.
@@ -301,7 +301,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
             let inputs = metrics::Inputs {
                 services: &services,
                 connections: &sources.connections,
-                notify: &sources.notify,
+                deliveries: &sources.deliveries,
                 certificate_expiry: sources.cert.not_after(),
                 state_file: StateFileFacts {
                     bytes: std::fs::metadata(&sources.state_path).ok().map(|m| m.len()),
@@ -314,7 +314,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
             reply
         }
         "/api/services" | "/api/services/" => {
-            let pending = sources.notify.pending_by_service();
+            let pending = sources.deliveries.pending_by_service();
             let services: Vec<ServiceStatus> = sources
                 .registry
                 .snapshot()
@@ -331,7 +331,7 @@ fn route(method: &Method, url: &str, sources: &StatusSources) -> Reply {
             let Some(id) = percent_decode(raw) else {
                 return Reply::api_error(400, format!("{raw:?} is not a valid URL path"));
             };
-            let pending = sources.notify.pending_by_service();
+            let pending = sources.deliveries.pending_by_service();
             match sources.registry.get(&id) {
                 Some(view) => {
                     let undelivered = pending.get(id.as_str()).copied().unwrap_or(0);

@@ -61,6 +61,7 @@ pub mod api;
 pub mod frame;
 pub mod tls;
 
+mod alertmanager;
 mod cert_expiry;
 mod cli;
 mod config;
@@ -70,16 +71,20 @@ mod details;
 mod health;
 mod heartbeat;
 mod http;
+mod json_webhook;
 mod listener;
 mod message;
 mod metrics;
 mod notifier;
+mod outbound;
 mod progress;
 mod registry;
 mod secret_url;
 mod settings;
 mod signal;
 mod silence_api;
+mod sinks;
+mod slack;
 mod status;
 mod store;
 mod systemd;
@@ -90,16 +95,17 @@ mod watchdog;
 pub use cli::{Args, run};
 pub use frame::{ClientFrame, ErrorCode, FrameError, PerfValue, Registration, ServerFrame};
 pub use message::{human_duration, round_duration};
-pub use notifier::MAX_POST_CHARS;
 pub use settings::{ENVIRONMENT, SettingRow, parse_duration, process_env, setting_from};
 pub use signal::Signal;
+pub use slack::MAX_POST_CHARS;
 pub use version::{GIT_REVISION, version_of};
 
 /// The state file's records and their replay, for tools that read the file
 /// (and the fuzz targets and tests). See `docs/state-file.md`.
 pub mod state_file {
     pub use crate::store::{
-        Announcement, Definition, Hold, Kind, MAX_SEQ, PolicyState, Record, Replay, ServiceState,
-        Silence, State, StoreError, Timestamp, encode_record, replay, replay_bytes,
+        Announcement, Definition, Hold, Kind, MAX_SEQ, Pending, PolicyState, Record, Replay,
+        ServiceState, Silence, State, StoreError, Subject, Timestamp, encode_record, replay,
+        replay_bytes,
     };
 }

@@ -2,11 +2,11 @@
 //! 0.0.4, rendered from a registry snapshot and the lock-free counters of
 //! the other threads. Called on an `http` request thread; takes no lock but
 //! the ones inside [`crate::registry::Registry::snapshot`] and
-//! [`crate::notifier::NotifyStats`], and does no I/O.
+//! the sinks' counters, and does no I/O.
 
 use crate::connection::{ConnectionStats, REJECT_CODES};
-use crate::notifier::NotifyStats;
 use crate::registry::{Availability, ServiceView};
+use crate::sinks::Deliveries;
 use std::fmt::{Display, Write};
 use std::sync::atomic::Ordering;
 
@@ -31,8 +31,8 @@ pub struct Inputs<'a> {
     pub services: &'a [ServiceView],
     /// Connection counters.
     pub connections: &'a ConnectionStats,
-    /// Notification counters.
-    pub notify: &'a NotifyStats,
+    /// Every sink's counters.
+    pub deliveries: &'a Deliveries,
     /// The state file.
     pub state_file: StateFileFacts,
     /// When the server certificate expires (Unix seconds), if known.
@@ -135,25 +135,74 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         );
     }
 
-    let n = inputs.notify;
+    let d = inputs.deliveries;
     out.scalar(
         "procjon_notifications_sent_total",
         "counter",
-        "Notifications delivered to the channel.",
-        load(&n.sent),
+        "Notifications delivered, over every sink.",
+        d.sent(),
     );
     out.scalar(
         "procjon_notifications_failed_total",
         "counter",
-        "Posts of notifications that failed; each is retried.",
-        load(&n.failed),
+        "Deliveries that failed, over every sink; each is retried.",
+        d.failed(),
     );
     out.scalar(
         "procjon_notifications_pending",
         "gauge",
-        "Notifications waiting to be delivered.",
-        load(&n.pending),
+        "Deliveries waiting, over every sink.",
+        d.pending(),
     );
+    out.family(
+        "procjon_sink_sent_total",
+        "counter",
+        "Notifications (alerts for Alertmanager) delivered by one sink.",
+    );
+    for sink in &d.sinks {
+        out.sample(
+            "procjon_sink_sent_total",
+            &[("sink", &sink.name)],
+            load(&sink.stats.sent),
+        );
+    }
+    out.family(
+        "procjon_sink_failed_total",
+        "counter",
+        "Deliveries of one sink that failed; each is retried.",
+    );
+    for sink in &d.sinks {
+        out.sample(
+            "procjon_sink_failed_total",
+            &[("sink", &sink.name)],
+            load(&sink.stats.failed),
+        );
+    }
+    out.family(
+        "procjon_sink_pending",
+        "gauge",
+        "Notifications (alerts for Alertmanager) one sink has still to deliver.",
+    );
+    for sink in &d.sinks {
+        out.sample(
+            "procjon_sink_pending",
+            &[("sink", &sink.name)],
+            load(&sink.stats.pending),
+        );
+    }
+    out.family(
+        "procjon_sink_failing_seconds",
+        "gauge",
+        "How long one sink's deliveries have been failing without a success; 0 while they work.",
+    );
+    for sink in &d.sinks {
+        let failing = sink.stats.failing_for().unwrap_or_default();
+        out.sample(
+            "procjon_sink_failing_seconds",
+            &[("sink", &sink.name)],
+            failing.as_secs_f64(),
+        );
+    }
 
     let file = inputs.state_file;
     if let Some(bytes) = file.bytes {
@@ -300,11 +349,17 @@ mod tests {
             view("odd\"one\\", Availability::NotAvailable, None),
         ];
         let connections = ConnectionStats::default();
-        let notify = NotifyStats::default();
+        let deliveries = Deliveries {
+            sinks: vec![crate::sinks::SinkStats {
+                name: "slack".into(),
+                stats: Default::default(),
+                progress: crate::progress::Progress::new("notifier"),
+            }],
+        };
         let text = render(&Inputs {
             services: &services,
             connections: &connections,
-            notify: &notify,
+            deliveries: &deliveries,
             state_file: StateFileFacts {
                 bytes: Some(42),
                 lines: 3,
@@ -322,6 +377,8 @@ mod tests {
             "procjon_state_file_bytes 42",
             "procjon_state_file_writable 1",
             "procjon_certificate_expiry_timestamp_seconds 2000000000",
+            "procjon_sink_pending{sink=\"slack\"} 0",
+            "procjon_sink_failing_seconds{sink=\"slack\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

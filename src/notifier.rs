@@ -1,28 +1,26 @@
-//! The notifier thread: delivers announcements to Slack (or standard output)
-//! in the order they happened, never blocking anyone else.
+//! A notifier thread: delivers announcements to one destination (a Slack
+//! webhook, standard output, a JSON webhook) in the order they happened,
+//! never blocking anyone else. Each sink runs its own, so a destination
+//! that is down delays only itself.
 //!
 //! It receives announcements from the store writer once they are on disk,
-//! keeps them in a queue, posts at most one message per `interval` (Slack
-//! accepts about one per second per webhook), sends everything pending in one
-//! post (one event per line, up to [`MAX_POST_CHARS`]), retries network
-//! errors, 5xx and 429 with exponential backoff honouring `Retry-After`, keeps
-//! events queued on other 4xx, and tells the store which ones were delivered.
+//! keeps those its [`Audience`] takes in a queue, delivers at most once per
+//! `interval` (Slack accepts about one post per second per webhook), sends
+//! everything pending that fits in one delivery (the destination says how
+//! much), retries network errors, 5xx and 429 with exponential backoff
+//! honouring `Retry-After`, keeps events queued on other 4xx, and tells the
+//! store which ones its sink delivered.
 
-use crate::config::{NotifyTuning, Sink};
+use crate::config::NotifyTuning;
 use crate::message::human_duration;
+use crate::outbound::Outcome;
 use crate::progress::Progress;
-use crate::secret_url::SecretUrl;
 use crate::store::{Announcement, StoreCmd};
-use std::collections::{HashMap, VecDeque};
-use std::io::Write;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-/// Most characters of text in one post (Slack allows far more; short posts read better).
-pub const MAX_POST_CHARS: usize = 3500;
-
 /// Counters for status reporting, updated by the notifier thread.
 #[derive(Debug, Default)]
 pub struct NotifyStats {
@@ -54,7 +52,7 @@ impl NotifyStats {
     }
 
     /// Counts a failed post at `now`.
-    fn failed(&self, now: Instant) {
+    pub(crate) fn failed(&self, now: Instant) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.failing_since
             .lock()
@@ -63,7 +61,7 @@ impl NotifyStats {
     }
 
     /// Notes that a post worked.
-    fn succeeded(&self) {
+    pub(crate) fn succeeded(&self) {
         *self
             .failing_since
             .lock()
@@ -114,29 +112,63 @@ impl NotifyStats {
     }
 }
 
-/// What happened to one post.
-#[derive(Debug)]
-enum Outcome {
-    Delivered,
-    /// Network error, 5xx or 429: try again after the delay (or the backoff).
-    Retry {
-        after: Option<Duration>,
-        reason: String,
-    },
-    /// Any other status: the webhook is wrong; keep the events and retry slowly.
-    Rejected {
-        reason: String,
-    },
+/// Where one notifier delivers.
+pub trait Destination: Send {
+    /// What to call it in logs (never a secret), e.g. `Slack webhook
+    /// hooks.slack.com/…`.
+    fn describe(&self) -> String;
+    /// How many of the queued announcements (never empty) the next
+    /// delivery takes: at least one.
+    fn batch_len(&self, queue: &VecDeque<Arc<Announcement>>) -> usize;
+    /// Delivers `batch`, oldest first.
+    fn deliver(&self, batch: &[Arc<Announcement>]) -> Outcome;
+    /// What the operator should do when the destination refuses (4xx).
+    fn refused_hint(&self) -> String;
+    /// Whether it is subject to the pacing interval (a terminal isn't).
+    fn paced(&self) -> bool {
+        true
+    }
 }
 
-/// The notifier thread's state.
+/// Which announcements a sink takes, by the owner of their service.
+/// procjon's own announcements (it is back, its certificate expires) have
+/// no owner: every sink takes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Audience {
+    /// All of them (JSON webhooks).
+    Everyone,
+    /// Those of services owned by this identity (a `--route`).
+    Owner(Arc<str>),
+    /// Those of services owned by none of these identities (the default
+    /// channel, when some owners are routed elsewhere).
+    AllBut(HashSet<Arc<str>>),
+}
+
+impl Audience {
+    /// Whether the sink takes `announcement`.
+    pub fn takes(&self, announcement: &Announcement) -> bool {
+        let owner = announcement
+            .subject
+            .as_deref()
+            .and_then(|s| s.owner.as_deref());
+        match (self, owner) {
+            (Audience::Everyone, _) | (_, None) => true,
+            (Audience::Owner(only), Some(owner)) => **only == *owner,
+            (Audience::AllBut(routed), Some(owner)) => !routed.contains(owner),
+        }
+    }
+}
+
+/// A notifier thread's state.
 pub struct Notifier {
-    sink: Sink,
+    /// The sink's id, as its delivery marks name it.
+    sink: Arc<str>,
+    audience: Audience,
+    destination: Box<dyn Destination>,
     tuning: NotifyTuning,
     inbox: Receiver<Vec<Arc<Announcement>>>,
     store: Sender<StoreCmd>,
     queue: VecDeque<Arc<Announcement>>,
-    agent: ureq::Agent,
     stats: Arc<NotifyStats>,
     progress: Arc<Progress>,
 }
@@ -149,14 +181,18 @@ pub struct NotifierLinks {
     pub store: Sender<StoreCmd>,
     /// Counters for status reporting.
     pub stats: Arc<NotifyStats>,
-    /// Marks each post, so a post that never ends is seen.
+    /// Marks each delivery, so one that never ends is seen.
     pub progress: Arc<Progress>,
 }
 
 impl Notifier {
-    /// A notifier that starts with `pending` (the outbox from the state file).
+    /// A notifier for sink `sink` that delivers what `audience` takes to
+    /// `destination`, starting with `pending` (the outbox entries the sink
+    /// doesn't have yet).
     pub fn new(
-        sink: Sink,
+        sink: Arc<str>,
+        audience: Audience,
+        destination: Box<dyn Destination>,
         tuning: NotifyTuning,
         pending: Vec<Arc<Announcement>>,
         links: NotifierLinks,
@@ -167,37 +203,32 @@ impl Notifier {
             stats,
             progress,
         } = links;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(tuning.timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("procjon/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        let tuning = match sink {
-            // Slack's rate limit doesn't apply to a terminal or a log.
-            Sink::Stdout => NotifyTuning {
+        let tuning = if destination.paced() {
+            tuning
+        } else {
+            NotifyTuning {
                 interval: Duration::ZERO,
                 ..tuning
-            },
-            Sink::Slack(_) => tuning,
+            }
         };
+        let pending: Vec<_> = pending.into_iter().filter(|a| audience.takes(a)).collect();
         stats.enqueued(&pending, pending.len());
-        let queue = pending.into();
         Notifier {
             sink,
+            audience,
+            destination,
             tuning,
             inbox,
             store,
-            queue,
-            agent,
+            queue: pending.into(),
             stats,
             progress,
         }
     }
 
-    /// Queues announcements received from the store writer.
-    fn enqueue(&mut self, batch: Vec<Arc<Announcement>>) {
+    /// Queues the announcements of `batch` this sink takes.
+    fn enqueue(&mut self, mut batch: Vec<Arc<Announcement>>) {
+        batch.retain(|a| self.audience.takes(a));
         self.stats.enqueued(&batch, self.queue.len() + batch.len());
         self.queue.extend(batch);
     }
@@ -208,7 +239,7 @@ impl Notifier {
         let mut backoff = self.tuning.backoff;
         let mut inbox_open = true;
         loop {
-            if self.queue.is_empty() {
+            while self.queue.is_empty() {
                 if !inbox_open {
                     return;
                 }
@@ -233,10 +264,12 @@ impl Notifier {
                 self.enqueue(batch);
             }
 
-            let (count, text) = self.next_post_text();
+            let count = self.destination.batch_len(&self.queue).max(1);
+            let count = count.min(self.queue.len());
+            let batch: Vec<Arc<Announcement>> = self.queue.range(..count).cloned().collect();
             let outcome = {
                 let _busy = self.progress.busy();
-                self.deliver(&text)
+                self.destination.deliver(&batch)
             };
             let now = Instant::now();
             match outcome {
@@ -244,8 +277,11 @@ impl Notifier {
                     // The store hears of it before the counts drop: a stop
                     // that waits for no pending notification, then for the
                     // store, finds the delivery marks written.
-                    let seqs: Vec<u64> = self.queue.range(..count).map(|a| a.seq).collect();
-                    let _ = self.store.send(StoreCmd::Delivered(seqs));
+                    let seqs: Vec<u64> = batch.iter().map(|a| a.seq).collect();
+                    let _ = self.store.send(StoreCmd::Delivered {
+                        sink: self.sink.clone(),
+                        seqs,
+                    });
                     self.stats
                         .dequeued(self.queue.range(..count), self.queue.len() - count);
                     self.queue.drain(..count);
@@ -259,7 +295,7 @@ impl Notifier {
                     let delay = after.unwrap_or(backoff).min(self.tuning.max_backoff);
                     log::warn!(
                         "posting to {}: {reason}; {} notifications kept, retrying in {}",
-                        self.sink_name(),
+                        self.destination.describe(),
                         self.queue.len(),
                         human_duration(delay)
                     );
@@ -269,9 +305,9 @@ impl Notifier {
                 Outcome::Rejected { reason } => {
                     self.stats.failed(now);
                     log::error!(
-                        "posting to {}: {reason}; the webhook URL looks wrong or revoked: fix --slack-webhook \
-                         and restart. {} notifications kept, retrying in {}",
-                        self.sink_name(),
+                        "posting to {}: {reason}; {}. {} notifications kept, retrying in {}",
+                        self.destination.describe(),
+                        self.destination.refused_hint(),
                         self.queue.len(),
                         human_duration(backoff)
                     );
@@ -281,107 +317,6 @@ impl Notifier {
             }
         }
     }
-
-    /// The text of the next post and how many queued events it covers: as
-    /// many as fit in [`MAX_POST_CHARS`], at least one.
-    fn next_post_text(&self) -> (usize, String) {
-        let mut text = String::new();
-        let mut count = 0;
-        for announcement in &self.queue {
-            let extra = announcement.text.len() + usize::from(count > 0);
-            if count > 0 && text.len() + extra > MAX_POST_CHARS {
-                break;
-            }
-            if count > 0 {
-                text.push('\n');
-            }
-            text.push_str(&announcement.text);
-            count += 1;
-        }
-        (count, text)
-    }
-
-    fn sink_name(&self) -> String {
-        match &self.sink {
-            Sink::Stdout => "standard output".into(),
-            Sink::Slack(url) => format!("Slack webhook {url}"),
-        }
-    }
-
-    fn deliver(&self, text: &str) -> Outcome {
-        match &self.sink {
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                match writeln!(out, "{text}").and_then(|()| out.flush()) {
-                    Ok(()) => Outcome::Delivered,
-                    Err(err) => Outcome::Retry {
-                        after: None,
-                        reason: err.to_string(),
-                    },
-                }
-            }
-            Sink::Slack(url) => self.post(url, text),
-        }
-    }
-
-    fn post(&self, url: &SecretUrl, text: &str) -> Outcome {
-        let body = serde_json::json!({ "text": slack_escape(text) }).to_string();
-        let response = self
-            .agent
-            .post(url.expose())
-            .header("Content-Type", "application/json")
-            .send(&body);
-        let mut response = match response {
-            Ok(response) => response,
-            Err(err) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: url.redact(&err.to_string()),
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let reply = response
-            .body_mut()
-            .with_config()
-            .limit(4096)
-            .read_to_string()
-            .unwrap_or_default();
-        let reply = reply.trim().chars().take(200).collect::<String>();
-        match status {
-            200..=299 => Outcome::Delivered,
-            429 | 500..=599 => Outcome::Retry {
-                after: retry_after,
-                reason: format!("HTTP {status} {reply}"),
-            },
-            _ => Outcome::Rejected {
-                reason: format!("HTTP {status} {reply}"),
-            },
-        }
-    }
-}
-
-/// Escapes `&`, `<` and `>` as Slack's message formatting requires. Status
-/// names are free text chosen by agents: unescaped, a status named
-/// `<!channel>` would mention the whole channel, and `<https://x|click>`
-/// would post a disguised link.
-fn slack_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -394,18 +329,9 @@ mod tests {
             service: service.into(),
             available: true,
             status: 0,
-            text: format!("{service} is available"),
+            text: format!("{service} is available").into(),
             ..Default::default()
         })
-    }
-
-    #[test]
-    fn slack_control_sequences_are_escaped() {
-        assert_eq!(
-            slack_escape("a status changed to <!channel> (was <https://x|click> & co)"),
-            "a status changed to &lt;!channel&gt; (was &lt;https://x|click&gt; &amp; co)"
-        );
-        assert_eq!(slack_escape("web-1 is available"), "web-1 is available");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Whether the daemon's own threads are getting on with their work. The
-//! timer, the store writer and the notifier each mark the time they start
+//! timer, the store writer and each sink's thread mark the time they start
 //! one operation (an expiry, a group commit with its fsync, a post) and
 //! clear it when done; a thread that has been in one operation for longer
 //! than `--stall-after` is stalled. A thread waiting for work is not busy,
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Progress {
     /// The thread's name, for messages.
-    name: &'static str,
+    name: String,
     /// What the busy times count from.
     epoch: Instant,
     /// When the current operation started, in milliseconds after `epoch`,
@@ -25,17 +25,17 @@ pub struct Progress {
 
 impl Progress {
     /// The progress of the thread called `name`.
-    pub fn new(name: &'static str) -> Arc<Progress> {
+    pub fn new(name: impl Into<String>) -> Arc<Progress> {
         Arc::new(Progress {
-            name,
+            name: name.into(),
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
         })
     }
 
     /// The thread's name.
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Marks the start of one operation; its end is when the guard drops.
@@ -70,17 +70,17 @@ pub struct Threads {
     pub timer: Arc<Progress>,
     /// The store writer thread.
     pub store: Arc<Progress>,
-    /// The notifier thread.
-    pub notifier: Arc<Progress>,
+    /// Each sink's thread (the default channel's is called `notifier`).
+    pub sinks: Vec<Arc<Progress>>,
 }
 
 impl Threads {
-    /// Progress trackers for the three threads.
-    pub fn new() -> Threads {
+    /// Progress trackers for the timer and the store writer, and `sinks`.
+    pub fn new(sinks: Vec<Arc<Progress>>) -> Threads {
         Threads {
             timer: Progress::new("timer"),
             store: Progress::new("store writer"),
-            notifier: Progress::new("notifier"),
+            sinks,
         }
     }
 
@@ -88,8 +88,9 @@ impl Threads {
     /// as a one-line reason.
     pub fn stalled(&self, limit: Duration) -> Option<String> {
         let now = Instant::now();
-        [&self.timer, &self.store, &self.notifier]
+        [&self.timer, &self.store]
             .into_iter()
+            .chain(&self.sinks)
             .find_map(|thread| {
                 let busy = thread.busy_for(now).filter(|busy| *busy > limit)?;
                 Some(format!(
@@ -107,9 +108,9 @@ mod tests {
 
     #[test]
     fn busy_only_while_the_guard_lives() {
-        let threads = Threads::new();
-        assert_eq!(threads.notifier.busy_for(Instant::now()), None);
-        let busy = threads.notifier.busy();
+        let threads = Threads::new(vec![Progress::new("notifier")]);
+        assert_eq!(threads.sinks[0].busy_for(Instant::now()), None);
+        let busy = threads.sinks[0].busy();
         std::thread::sleep(Duration::from_millis(20));
         assert!(
             threads

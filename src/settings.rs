@@ -23,7 +23,7 @@ pub const HEARTBEAT_WHAT: &str = "heartbeat URL (--heartbeat-url or PROCJON_HEAR
 pub const DEFAULT_HTTP: &str = "127.0.0.1:9090";
 
 /// The daemon's settings that may come from the environment.
-pub const ENVIRONMENT: [SettingRow; 9] = [
+pub const ENVIRONMENT: [SettingRow; 12] = [
     ("--endpoint", "PROCJON_ENDPOINT", "localhost:8080"),
     ("--root-cert", "PROCJON_ROOT_CERT", ".certs/ca.pem"),
     ("--cert", "PROCJON_CERT", ".certs/procjon.pem"),
@@ -33,7 +33,19 @@ pub const ENVIRONMENT: [SettingRow; 9] = [
     ("--log-level", "PROCJON_LOG_LEVEL", "info"),
     ("--slack-webhook", WEBHOOK_ENV, "(none: standard output)"),
     ("--heartbeat-url", HEARTBEAT_ENV, "(none: no heartbeat)"),
+    ("--route", ROUTES_ENV, "(none)"),
+    ("--webhook-json", WEBHOOK_JSON_ENV, "(none)"),
+    ("--alertmanager", ALERTMANAGER_ENV, "(none)"),
 ];
+
+/// Environment variable holding the routes, `owner=url,owner=url`.
+pub const ROUTES_ENV: &str = "PROCJON_ROUTES";
+
+/// Environment variable holding JSON webhook URLs, comma-separated.
+pub const WEBHOOK_JSON_ENV: &str = "PROCJON_WEBHOOK_JSON";
+
+/// Environment variable holding Alertmanager URLs, comma-separated.
+pub const ALERTMANAGER_ENV: &str = "PROCJON_ALERTMANAGER";
 
 /// Where settings read environment variables from: the process environment
 /// ([`process_env`]) or, in tests, a closure.

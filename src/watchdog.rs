@@ -15,12 +15,11 @@
 
 use crate::cert_expiry::{CertExpiry, unix_now};
 use crate::health::Health;
-use crate::notifier::NotifyStats;
 use crate::registry::Registry;
+use crate::sinks::Deliveries;
 use crate::store::{Record, StoreCmd, Timestamp};
 use crate::systemd::Systemd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -38,7 +37,7 @@ pub struct Watchdog {
     /// For the status summary and the certificate warning.
     pub registry: Arc<Registry>,
     /// For the status summary.
-    pub notify: Arc<NotifyStats>,
+    pub deliveries: Arc<Deliveries>,
     /// Where `alive` records go.
     pub store: Sender<StoreCmd>,
     /// Time between two `alive` records.
@@ -111,7 +110,7 @@ impl Watchdog {
     /// The one-line status systemd shows.
     fn summary(&self) -> String {
         let (services, down) = self.registry.summary();
-        let pending = self.notify.pending.load(Ordering::Relaxed);
+        let pending = self.deliveries.pending();
         format!("{services} services, {down} not available, {pending} notifications pending")
     }
 }

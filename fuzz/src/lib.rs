@@ -112,7 +112,15 @@ pub fn check_replay(data: &[u8]) {
     let texts = |s: &store::State| {
         s.outbox
             .iter()
-            .map(|(seq, a)| (*seq, a.service.clone(), a.text.clone()))
+            .map(|(seq, p)| {
+                let a = &p.announcement;
+                (
+                    *seq,
+                    a.service.clone(),
+                    a.text.clone(),
+                    p.delivered_to.clone(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(

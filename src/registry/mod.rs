@@ -1038,10 +1038,11 @@ impl Registry {
             service: Arc::from(""),
             available: true,
             status: 0,
-            text,
+            text: text.into_boxed_str(),
             at: Timestamp::now(),
             kind: Kind::Procjon,
             held: None,
+            subject: None,
         });
         let sent = inner.send(StoreCmd::Append {
             records: vec![Record::Announce(announcement)],
@@ -1051,6 +1052,23 @@ impl Registry {
         if let Err(err) = sent {
             log::error!("announcing: {err}");
         }
+    }
+
+    /// What the channel last saw of each service (its last posted
+    /// announcement that says its state), oldest first.
+    pub fn channel_seen(&self) -> Vec<Arc<Announcement>> {
+        let inner = self.read();
+        let mut seen: Vec<Arc<Announcement>> = inner
+            .services
+            .values()
+            .filter_map(|s| {
+                let held = s.saved.policy.as_ref().and_then(|p| p.seen.as_ref());
+                held.or(s.saved.last.as_ref()).cloned()
+            })
+            .filter(|a| a.is_posted())
+            .collect();
+        seen.sort_by_key(|a| a.seq);
+        seen
     }
 
     /// How many services are registered, and how many of them are not

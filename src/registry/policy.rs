@@ -139,18 +139,8 @@ impl Inner {
             self.count_change(id, now, now_unix, out);
         }
         let held = self.hold(id, kind, now_unix);
-        let seq = take(&mut self.next_seq);
+        let announcement = self.announcement(id, kind, state, text, held, now_unix)?;
         let service = self.services.get_mut(id)?;
-        let announcement = Arc::new(Announcement {
-            seq,
-            service: service.id().clone(),
-            available: state.0,
-            status: state.1,
-            text,
-            at: Timestamp::Seconds(now_unix),
-            kind,
-            held,
-        });
         service.saved.announced(&announcement);
         if kind.carries_state()
             && let Some(policy) = &mut service.saved.policy
@@ -160,6 +150,47 @@ impl Inner {
         }
         out.push(Record::Announce(announcement.clone()));
         Some(announcement)
+    }
+
+    /// A new announcement about `id` with the next `seq`, its subject
+    /// (owner, status names) taken from the service as it is now and from
+    /// what the channel last saw of it.
+    fn announcement(
+        &mut self,
+        id: &str,
+        kind: Kind,
+        state: (bool, u64),
+        text: String,
+        held: Option<Hold>,
+        now_unix: u64,
+    ) -> Option<Arc<Announcement>> {
+        let service = self.services.get(id)?;
+        let definition = &service.saved.definition;
+        let channel = service
+            .saved
+            .policy
+            .as_ref()
+            .and_then(|p| p.seen.as_ref())
+            .or(service.saved.last.as_ref());
+        let previous = channel
+            .filter(|seen| kind.carries_state() && seen.status != state.1)
+            .map(|seen| definition.status_name(seen.status));
+        let status = definition.status_name(state.1);
+        let (service_id, owner) = (service.id().clone(), definition.owner.clone());
+        let subject = self
+            .interner
+            .subject_of(owner.as_ref(), &status, previous.as_deref());
+        Some(Arc::new(Announcement {
+            seq: take(&mut self.next_seq),
+            service: service_id,
+            available: state.0,
+            status: state.1,
+            text: text.into_boxed_str(),
+            at: Timestamp::Seconds(now_unix),
+            kind,
+            held,
+            subject: Some(subject),
+        }))
     }
 
     /// Counts a change of `id`'s announced state; past the limit within the
@@ -184,20 +215,13 @@ impl Inner {
         }
         let text = message::flapping(id, count, window);
         let held = self.hold(id, Kind::Flapping, now_unix);
-        let seq = take(&mut self.next_seq);
+        let Some(announcement) = self.announcement(id, Kind::Flapping, state, text, held, now_unix)
+        else {
+            return;
+        };
         let Some(service) = self.services.get_mut(id) else {
             return;
         };
-        let announcement = Arc::new(Announcement {
-            seq,
-            service: service.id().clone(),
-            available: state.0,
-            status: state.1,
-            text,
-            at: Timestamp::Seconds(now_unix),
-            kind: Kind::Flapping,
-            held,
-        });
         service.saved.announced(&announcement);
         out.push(Record::Announce(announcement));
         self.arm_policy(id, now);

@@ -1,4 +1,5 @@
-//! One shared copy of equal status lists and owners. Most services of a
+//! One shared copy of equal status lists, owners, policies and
+//! announcement subjects. Most services of a
 //! deployment register the same few status lists (every agent of a kind has
 //! the same) under the same few certificate identities; the replay and the
 //! registry hand each definition the shared copy instead of its own.
@@ -6,7 +7,7 @@
 //! Copies nobody else holds any more are dropped now and then, so a peer
 //! that keeps registering new status lists can't grow the sets for ever.
 
-use super::Definition;
+use super::{Definition, Subject};
 use crate::frame::Policy;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub struct Interner {
     statuses: HashSet<Arc<[String]>>,
     owners: HashSet<Arc<str>>,
     policies: HashSet<Arc<Policy>>,
+    subjects: HashSet<Arc<Subject>>,
     /// Set sizes at which unused copies are dropped next.
     prune_at: usize,
 }
@@ -62,6 +64,33 @@ impl Interner {
         Some(shared)
     }
 
+    /// The shared copy of `subject`.
+    pub fn subject(&mut self, subject: Subject) -> Arc<Subject> {
+        if let Some(shared) = self.subjects.get(&subject) {
+            return shared.clone();
+        }
+        self.prune();
+        let shared = Arc::new(subject);
+        self.subjects.insert(shared.clone());
+        shared
+    }
+
+    /// The subject of an announcement about a service owned by `owner`
+    /// whose status `status` is called so, and that changed it from
+    /// `previous` when given: the shared copy.
+    pub fn subject_of(
+        &mut self,
+        owner: Option<&Arc<str>>,
+        status: &str,
+        previous: Option<&str>,
+    ) -> Arc<Subject> {
+        self.subject(Subject {
+            owner: owner.cloned(),
+            status: Some(Arc::from(status)),
+            previous_status: previous.map(Arc::from),
+        })
+    }
+
     /// Replaces `definition`'s status list, owner and policy with the
     /// shared copies.
     pub fn share(&mut self, definition: &mut Definition) {
@@ -77,14 +106,19 @@ impl Interner {
     /// Drops the copies only the sets hold, once the sets have doubled
     /// since the last time: amortized constant work per insert.
     fn prune(&mut self) {
-        let size = self.statuses.len() + self.owners.len() + self.policies.len();
-        if size < self.prune_at.max(PRUNE_FLOOR) {
+        if self.len() < self.prune_at.max(PRUNE_FLOOR) {
             return;
         }
         self.statuses.retain(|s| Arc::strong_count(s) > 1);
         self.owners.retain(|o| Arc::strong_count(o) > 1);
         self.policies.retain(|p| Arc::strong_count(p) > 1);
-        self.prune_at = 2 * (self.statuses.len() + self.owners.len() + self.policies.len());
+        self.subjects.retain(|s| Arc::strong_count(s) > 1);
+        self.prune_at = 2 * self.len();
+    }
+
+    /// How many copies the sets hold.
+    fn len(&self) -> usize {
+        self.statuses.len() + self.owners.len() + self.policies.len() + self.subjects.len()
     }
 }
 

@@ -23,12 +23,12 @@ mod writer;
 pub use file::{StoreFile, open};
 pub use interner::Interner;
 pub use record::{
-    Announcement, Definition, Hold, Kind, LastSeen, MAX_SEQ, PolicyState, Record, ServiceState,
-    Silence, compacted_records, encode_record,
+    Announcement, Definition, Hold, Kind, LastSeen, MAX_SEQ, Pending, PolicyState, Record,
+    ServiceState, Silence, Subject, compacted_records, encode_record,
 };
 pub use replay::{Replay, State, replay, replay_bytes};
 pub use timestamp::Timestamp;
-pub use writer::{Durable, LiveState, StoreCmd, StoreHealth, Writer, WriterLinks};
+pub use writer::{Durable, LiveState, SinkMarks, StoreCmd, StoreHealth, Writer, WriterLinks};
 
 use std::fmt;
 use std::io;

@@ -31,10 +31,15 @@ pub enum Record {
     /// Something procjon announced, and the announced state after it. Until a
     /// `delivered` record names its `seq`, it is in the outbox.
     Announce(Arc<Announcement>),
-    /// The announcement with this `seq` reached the webhook.
+    /// The announcement with this `seq` was delivered: to `sink` when one
+    /// is named, else to every sink (it leaves the outbox).
     Delivered {
         /// The announcement's sequence number.
         seq: u64,
+        /// The sink that took it (see [`crate::store::SinkId`]); absent: all
+        /// of them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sink: Option<Arc<str>>,
     },
     /// procjon was running at `at` (written every few seconds while it
     /// runs; a compacted file keeps the last one).
@@ -287,7 +292,8 @@ pub enum Hold {
 
 /// One announcement: a message for the channel plus the service's announced
 /// availability and status once it is made.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(from = "AnnouncementRecord<Box<str>, Arc<str>, Timestamp>")]
 pub struct Announcement {
     /// Unique sequence number; later announcements have larger ones.
     pub seq: u64,
@@ -298,17 +304,98 @@ pub struct Announcement {
     /// Announced status index after this event.
     pub status: u64,
     /// The message, one line.
-    pub text: String,
+    pub text: Box<str>,
     /// When it happened, UTC, RFC 3339 (for people; not interpreted).
-    #[serde(default)]
     pub at: Timestamp,
     /// What it says.
-    #[serde(default, skip_serializing_if = "Kind::is_unknown")]
     pub kind: Kind,
     /// Why it was recorded but not posted; absent: it was posted (or is in
     /// the outbox).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Hold>,
+    /// Whose service it is about and what its statuses were called; none
+    /// for procjon's own announcements.
+    pub subject: Option<Arc<Subject>>,
+}
+
+/// Whose service an announcement is about and what its statuses were
+/// called when it was made: what the sinks other than the default channel
+/// need (routing by owner, JSON events, alerts), kept with the
+/// announcement because the service may be re-registered or gone by the
+/// time it is delivered. Equal ones are shared (see [`super::Interner`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Subject {
+    /// The service's owner (certificate identity), when it has one.
+    pub owner: Option<Arc<str>>,
+    /// The name of the announced status.
+    pub status: Option<Arc<str>>,
+    /// The name of the status the channel knew before, when this
+    /// announcement changed it.
+    pub previous_status: Option<Arc<str>>,
+}
+
+/// An `announce` record as written and read: [`Announcement`] with its
+/// subject's names in line (no serde `flatten`, which would buffer every
+/// line at start-up).
+#[derive(Serialize, Deserialize)]
+struct AnnouncementRecord<T, S, A> {
+    seq: u64,
+    service: S,
+    available: bool,
+    status: u64,
+    text: T,
+    #[serde(default)]
+    at: A,
+    #[serde(default, skip_serializing_if = "Kind::is_unknown")]
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held: Option<Hold>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_name: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_status_name: Option<S>,
+}
+
+impl From<AnnouncementRecord<Box<str>, Arc<str>, Timestamp>> for Announcement {
+    fn from(record: AnnouncementRecord<Box<str>, Arc<str>, Timestamp>) -> Announcement {
+        let subject = Subject {
+            owner: record.owner,
+            status: record.status_name,
+            previous_status: record.previous_status_name,
+        };
+        Announcement {
+            seq: record.seq,
+            service: record.service,
+            available: record.available,
+            status: record.status,
+            text: record.text,
+            at: record.at,
+            kind: record.kind,
+            held: record.held,
+            subject: (subject != Subject::default()).then(|| Arc::new(subject)),
+        }
+    }
+}
+
+impl Serialize for Announcement {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let subject = self.subject.as_deref();
+        AnnouncementRecord {
+            seq: self.seq,
+            service: &*self.service,
+            available: self.available,
+            status: self.status,
+            text: &*self.text,
+            at: &self.at,
+            kind: self.kind,
+            held: self.held,
+            owner: subject.and_then(|s| s.owner.as_deref()),
+            status_name: subject.and_then(|s| s.status.as_deref()),
+            previous_status_name: subject.and_then(|s| s.previous_status.as_deref()),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Announcement {
@@ -460,26 +547,62 @@ pub fn encode_record(record: &Record, buf: &mut Vec<u8>) {
     }
 }
 
+/// An announcement in the outbox: not yet delivered to every sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The announcement.
+    pub announcement: Arc<Announcement>,
+    /// The sinks that have it already (usually none: with one sink, an
+    /// announcement leaves the outbox when that sink takes it).
+    pub delivered_to: Vec<Arc<str>>,
+}
+
+impl Pending {
+    /// An announcement no sink has yet.
+    pub fn new(announcement: Arc<Announcement>) -> Pending {
+        Pending {
+            announcement,
+            delivered_to: Vec::new(),
+        }
+    }
+
+    /// Whether `sink` has it.
+    pub fn delivered_to(&self, sink: &str) -> bool {
+        self.delivered_to.iter().any(|s| &**s == sink)
+    }
+
+    /// Its `delivered` records, one per sink that has it.
+    fn marks(&self) -> impl Iterator<Item = Record> + '_ {
+        self.delivered_to.iter().map(|sink| Record::Delivered {
+            seq: self.announcement.seq,
+            sink: Some(sink.clone()),
+        })
+    }
+}
+
 /// The records of a compacted file that replays to `services`, `outbox`
 /// and `last_seen`: outbox entries that are not a service's last
 /// announcement (they must not set any state, so they come before the
-/// registrations), then the registrations, then each service's last
-/// announcement, followed by its `delivered` record unless it is still in
-/// the outbox, then the last sign of life. Only reference counts are copied.
+/// registrations) with the sinks that have them, then the registrations,
+/// then each service's last announcement, followed by its `delivered`
+/// record unless it is still in the outbox (then by its sinks' marks),
+/// then the last sign of life. Only reference counts are copied.
 pub fn compacted_records<'a>(
     services: impl Iterator<Item = &'a ServiceState> + Clone,
-    outbox: &BTreeMap<u64, Arc<Announcement>>,
+    outbox: &BTreeMap<u64, Pending>,
     last_seen: Option<LastSeen>,
 ) -> Vec<Record> {
     let lasts: HashSet<u64> = services
         .clone()
         .flat_map(|s| kept(s).map(|a| a.seq))
         .collect();
-    let mut records: Vec<Record> = outbox
-        .values()
-        .filter(|a| !lasts.contains(&a.seq))
-        .map(|a| Record::Announce(a.clone()))
-        .collect();
+    let mut records: Vec<Record> = Vec::new();
+    for pending in outbox.values() {
+        if !lasts.contains(&pending.announcement.seq) {
+            records.push(Record::Announce(pending.announcement.clone()));
+            records.extend(pending.marks());
+        }
+    }
     records.extend(
         services
             .clone()
@@ -496,10 +619,13 @@ pub fn compacted_records<'a>(
         }
         for announcement in kept(state) {
             records.push(Record::Announce(announcement.clone()));
-            if announcement.is_posted() && !outbox.contains_key(&announcement.seq) {
-                records.push(Record::Delivered {
+            match outbox.get(&announcement.seq) {
+                Some(pending) => records.extend(pending.marks()),
+                None if announcement.is_posted() => records.push(Record::Delivered {
                     seq: announcement.seq,
-                });
+                    sink: None,
+                }),
+                None => {}
             }
         }
     }
@@ -528,10 +654,13 @@ fn kept(state: &ServiceState) -> impl Iterator<Item = &Arc<Announcement>> + Clon
 /// How many lines [`compacted_records`] makes.
 pub fn compacted_lines<'a>(
     services: impl Iterator<Item = &'a ServiceState>,
-    outbox: &BTreeMap<u64, Arc<Announcement>>,
+    outbox: &BTreeMap<u64, Pending>,
     last_seen: Option<LastSeen>,
 ) -> u64 {
-    let mut lines = outbox.len() as u64 + u64::from(last_seen.is_some());
+    let mut lines = u64::from(last_seen.is_some());
+    for pending in outbox.values() {
+        lines += 1 + pending.delivered_to.len() as u64;
+    }
     for state in services {
         lines += 1;
         if state.policy.as_ref().is_some_and(|p| p.silence.is_some()) {

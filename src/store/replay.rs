@@ -6,7 +6,7 @@
 
 use super::Timestamp;
 use super::record::{LastSeen, MAX_SEQ, compacted_lines, compacted_records};
-use super::{Announcement, Interner, Record, ServiceState, Silence, StoreError};
+use super::{Announcement, Interner, Pending, Record, ServiceState, Silence, StoreError, Subject};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufRead, BufReader};
@@ -18,8 +18,8 @@ use std::sync::Arc;
 pub struct State {
     /// Registered services by id.
     pub services: HashMap<Arc<str>, ServiceState>,
-    /// Announcements not yet delivered, by `seq`.
-    pub outbox: BTreeMap<u64, Arc<Announcement>>,
+    /// Announcements not yet delivered to every sink, by `seq`.
+    pub outbox: BTreeMap<u64, Pending>,
     /// The `seq` the next announcement gets.
     pub next_seq: u64,
     /// Lines in the file (records, not blank lines).
@@ -58,14 +58,20 @@ impl State {
             }
             Record::Announce(mut announcement) => {
                 self.next_seq = self.next_seq.max(announcement.seq.saturating_add(1));
-                if let Some(state) = self.services.get_mut(&announcement.service) {
-                    if let Some(own) = Arc::get_mut(&mut announcement) {
-                        own.service = state.definition.service.clone();
+                let state = self.services.get_mut(&announcement.service);
+                if let Some(own) = Arc::get_mut(&mut announcement) {
+                    let definition = state.as_ref().map(|s| &s.definition);
+                    if let Some(definition) = definition {
+                        own.service = definition.service.clone();
                     }
+                    own.subject = subject(&mut self.interner, own, definition);
+                }
+                if let Some(state) = state {
                     state.announced(&announcement);
                 }
                 if announcement.is_posted() {
-                    self.outbox.insert(announcement.seq, announcement);
+                    self.outbox
+                        .insert(announcement.seq, Pending::new(announcement));
                 }
             }
             Record::Silence {
@@ -93,8 +99,18 @@ impl State {
                     state.tidy();
                 }
             }
-            Record::Delivered { seq } => {
+            Record::Delivered { seq, sink: None } => {
                 self.outbox.remove(&seq);
+            }
+            Record::Delivered {
+                seq,
+                sink: Some(sink),
+            } => {
+                if let Some(pending) = self.outbox.get_mut(&seq)
+                    && !pending.delivered_to(&sink)
+                {
+                    pending.delivered_to.push(sink);
+                }
             }
             Record::Alive { .. } | Record::Stop { .. } => {
                 self.last_seen = LastSeen::of(&record).or(self.last_seen);
@@ -115,6 +131,30 @@ impl State {
         services.sort_unstable_by(|a, b| a.definition.service.cmp(&b.definition.service));
         compacted_records(services.into_iter(), &self.outbox, self.last_seen)
     }
+}
+
+/// The shared subject of `announcement`: as its line gives it, or, when
+/// the line gives none (files from before subjects were written, hand
+/// edits), from the service's `definition` as the file stands there.
+/// None for procjon's own announcements.
+fn subject(
+    interner: &mut Interner,
+    announcement: &Announcement,
+    definition: Option<&super::Definition>,
+) -> Option<Arc<Subject>> {
+    let mut subject = match (announcement.subject.as_deref(), definition) {
+        (Some(subject), _) => subject.clone(),
+        (None, Some(definition)) => Subject {
+            owner: definition.owner.clone(),
+            status: Some(definition.status_name(announcement.status).into()),
+            previous_status: None,
+        },
+        (None, None) => return None,
+    };
+    if let Some(owner) = &subject.owner {
+        subject.owner = Some(interner.owner(owner));
+    }
+    (subject != Subject::default()).then(|| interner.subject(subject))
 }
 
 /// The result of reading a state file.
@@ -227,6 +267,8 @@ struct RemoveFields {
 #[derive(Deserialize)]
 struct DeliveredFields {
     seq: u64,
+    #[serde(default)]
+    sink: Option<Arc<str>>,
 }
 
 /// The fields of an `alive` or `stop` record.
@@ -264,9 +306,10 @@ pub(super) fn parse_record(line: &[u8]) -> Result<Record, String> {
             serde_json::from_str(text).map(|f: RemoveFields| Record::Remove { service: f.service })
         }
         "announce" => serde_json::from_str(text).map(|a| Record::Announce(Arc::new(a))),
-        "delivered" => {
-            serde_json::from_str(text).map(|f: DeliveredFields| Record::Delivered { seq: f.seq })
-        }
+        "delivered" => serde_json::from_str(text).map(|f: DeliveredFields| Record::Delivered {
+            seq: f.seq,
+            sink: f.sink,
+        }),
         "alive" => serde_json::from_str(text).map(|f: SeenFields| Record::Alive { at: f.at }),
         "stop" => serde_json::from_str(text).map(|f: SeenFields| Record::Stop { at: f.at }),
         "silence" | "unsilence" => serde_json::from_str(text),
@@ -424,7 +467,7 @@ mod tests {
             service: service.into(),
             available,
             status,
-            text: format!("{service} event {seq}"),
+            text: format!("{service} event {seq}").into(),
             ..Default::default()
         }))
     }
@@ -577,11 +620,11 @@ mod tests {
             reg("b", &["ok"]),
             announce(1, "a", true, 0),
             announce(2, "a", true, 1),
-            Record::Delivered { seq: 1 },
+            Record::Delivered { seq: 1, sink: None },
             announce(3, "b", true, 0),
-            Record::Delivered { seq: 3 },
+            Record::Delivered { seq: 3, sink: None },
             announce(4, "b", false, 0),
-            Record::Delivered { seq: 4 },
+            Record::Delivered { seq: 4, sink: None },
             reg("c", &["ok"]),
             announce(5, "c", true, 0),
             Record::Remove {

@@ -4,7 +4,12 @@
 //! announcements to the notifier, and compacts the file when it has grown.
 //!
 //! It holds only what the file needs beyond the services' state: the outbox
-//! (announcements not yet delivered, usually none) and the line count. The
+//! (announcements not yet delivered to every sink, usually none) and the
+//! line count. Each sink reports what it delivered; an announcement leaves
+//! the outbox once every configured sink has it (a plain `delivered`
+//! record), and until then each sink that has it gets its own mark (a
+//! `delivered` record naming the sink). With one sink the file is as it
+//! always was: one `delivered` record per announcement. The
 //! services' state lives once, in the registry; for a compaction the writer
 //! asks the registry ([`LiveState`]) for a copy of it, which the registry
 //! sends through the writer's own channel, behind every record it sent
@@ -12,7 +17,7 @@
 
 use super::file::{COMPACT_SLACK, compaction_threshold, log_compaction};
 use super::{
-    Announcement, LastSeen, Record, ServiceState, StoreError, StoreFile, compacted_records,
+    Announcement, LastSeen, Pending, Record, ServiceState, StoreError, StoreFile, compacted_records,
 };
 use crate::progress::Progress;
 use std::collections::BTreeMap;
@@ -27,7 +32,7 @@ pub type Durable = Result<(), Arc<StoreError>>;
 /// Work for the [`Writer`] thread.
 #[derive(Debug)]
 pub enum StoreCmd {
-    /// Append records; announcements among them go on to the notifier. When
+    /// Append records; announcements among them go on to the sinks. When
     /// `ack` is given it gets the result once the records are on disk.
     Append {
         /// Records in the order they happened.
@@ -37,8 +42,13 @@ pub enum StoreCmd {
     },
     /// Reply once everything sent before is on disk.
     Barrier(Sender<Durable>),
-    /// These announcements reached the webhook.
-    Delivered(Vec<u64>),
+    /// Sink `sink` delivered these announcements.
+    Delivered {
+        /// The sink's id, as its marks in the file name it.
+        sink: Arc<str>,
+        /// The announcements' `seq`s.
+        seqs: Vec<u64>,
+    },
     /// Every service's state as the records sent before this command make
     /// it: the file is rewritten as that plus the outbox.
     Compact(Vec<ServiceState>),
@@ -53,6 +63,24 @@ pub trait LiveState: Send + Sync {
     fn send_states(&self);
 }
 
+/// A sink as the writer sees it: the id its delivery marks carry, and
+/// which announcements it must deliver.
+pub struct SinkMarks {
+    /// The id, e.g. `slack`.
+    pub id: Arc<str>,
+    /// Whether it takes an announcement.
+    pub takes: Box<dyn Fn(&Announcement) -> bool + Send>,
+}
+
+impl SinkMarks {
+    /// Whether every sink that takes `pending`'s announcement has it.
+    fn all_have(sinks: &[SinkMarks], pending: &Pending) -> bool {
+        sinks
+            .iter()
+            .all(|sink| !(sink.takes)(&pending.announcement) || pending.delivered_to(&sink.id))
+    }
+}
+
 /// Shared, lock-free facts about the store for status reporting.
 #[derive(Debug, Default)]
 pub struct StoreHealth {
@@ -65,14 +93,17 @@ pub struct StoreHealth {
 /// The thread that owns the state file at run time.
 pub struct Writer {
     store: StoreFile,
-    /// Announcements not yet delivered, by `seq`.
-    outbox: BTreeMap<u64, Arc<Announcement>>,
+    /// Announcements not yet delivered to every sink, by `seq`.
+    outbox: BTreeMap<u64, Pending>,
+    /// The configured sinks, which each must deliver the announcements
+    /// they take before these leave the outbox.
+    sinks: Vec<SinkMarks>,
     /// Lines in the file.
     lines: u64,
     /// The last `alive` or `stop` record written.
     last_seen: Option<LastSeen>,
     inbox: Receiver<StoreCmd>,
-    notifier: Sender<Vec<Arc<Announcement>>>,
+    outlets: Vec<Sender<Vec<Arc<Announcement>>>>,
     health: Arc<StoreHealth>,
     /// Records that could not be written yet; retried before new ones.
     unwritten: Vec<Record>,
@@ -95,10 +126,12 @@ const MAX_BATCH: usize = 4096;
 
 /// The channels and shared parts a [`Writer`] works with.
 pub struct WriterLinks {
-    /// Where the registry and the notifier send work.
+    /// Where the registry and the sinks send work.
     pub inbox: Receiver<StoreCmd>,
-    /// Where announcements go once written.
-    pub notifier: Sender<Vec<Arc<Announcement>>>,
+    /// Where announcements go once written: each sink's thread.
+    pub outlets: Vec<Sender<Vec<Arc<Announcement>>>>,
+    /// The sinks that must each deliver the announcements they take.
+    pub sinks: Vec<SinkMarks>,
     /// Facts for status reporting.
     pub health: Arc<StoreHealth>,
     /// The registry, for compactions.
@@ -109,24 +142,35 @@ pub struct WriterLinks {
 
 impl Writer {
     /// A writer for `store`, which holds `lines` lines, the pending
-    /// announcements `outbox` and the sign of life `last_seen`.
+    /// announcements `outbox` and the sign of life `last_seen`. Pending
+    /// announcements that every configured sink has already (a sink was
+    /// removed from the configuration) leave the outbox with the first write.
     pub fn new(
         store: StoreFile,
-        outbox: BTreeMap<u64, Arc<Announcement>>,
+        mut outbox: BTreeMap<u64, Pending>,
         lines: u64,
         last_seen: Option<LastSeen>,
         links: WriterLinks,
     ) -> Writer {
         links.health.lines.store(lines, Ordering::Relaxed);
+        let mut unwritten = Vec::new();
+        outbox.retain(|&seq, pending| {
+            let done = SinkMarks::all_have(&links.sinks, pending);
+            if done {
+                unwritten.push(Record::Delivered { seq, sink: None });
+            }
+            !done
+        });
         Writer {
             store,
             outbox,
+            sinks: links.sinks,
             lines,
             last_seen,
             inbox: links.inbox,
-            notifier: links.notifier,
+            outlets: links.outlets,
             health: links.health,
-            unwritten: Vec::new(),
+            unwritten,
             live: links.live,
             compact_over: 0,
             compaction_asked: false,
@@ -153,9 +197,15 @@ impl Writer {
             let mut commit = Commit::default();
             for cmd in cmds {
                 match cmd {
-                    StoreCmd::Append { records, ack } => commit.append(records, ack),
+                    StoreCmd::Append { records, ack } => {
+                        let nowhere = self.take_in(&records);
+                        commit.append(records, ack);
+                        commit.records.extend(nowhere);
+                    }
                     StoreCmd::Barrier(ack) => commit.acks.push(ack),
-                    StoreCmd::Delivered(seqs) => commit.delivered(seqs),
+                    StoreCmd::Delivered { sink, seqs } => {
+                        commit.records.extend(self.delivered(&sink, seqs));
+                    }
                     StoreCmd::Compact(states) => {
                         // Records sent before the copy go to the old file first.
                         self.write(std::mem::take(&mut commit));
@@ -182,23 +232,8 @@ impl Writer {
         let reply = match result {
             Ok(()) => {
                 self.lines += records.len() as u64;
-                for record in records {
-                    match record {
-                        Record::Announce(a) if a.is_posted() => {
-                            self.outbox.insert(a.seq, a);
-                        }
-                        Record::Delivered { seq } => {
-                            self.outbox.remove(&seq);
-                        }
-                        Record::Alive { .. } | Record::Stop { .. } => {
-                            self.last_seen = LastSeen::of(&record).or(self.last_seen);
-                        }
-                        Record::Announce(_)
-                        | Record::Register(_)
-                        | Record::Remove { .. }
-                        | Record::Silence { .. }
-                        | Record::Unsilence { .. } => {}
-                    }
+                for record in &records {
+                    self.last_seen = LastSeen::of(record).or(self.last_seen);
                 }
                 if self.health.failing.swap(false, Ordering::Relaxed) {
                     log::info!(
@@ -222,9 +257,61 @@ impl Writer {
         // Announcements go out even when the disk failed: telling people beats
         // waiting for a disk that may never come back.
         if !announced.is_empty() {
-            let _ = self.notifier.send(announced);
+            for outlet in &self.outlets {
+                let _ = outlet.send(announced.clone());
+            }
         }
         self.health.lines.store(self.lines, Ordering::Relaxed);
+    }
+
+    /// Puts the posted announcements among `records` in the outbox, as they
+    /// arrive: a sink may report them delivered before their append
+    /// succeeds (see [`Writer::write`]). Returns the `delivered` records
+    /// of those no sink takes (their owner is routed nowhere).
+    fn take_in(&mut self, records: &[Record]) -> Vec<Record> {
+        let mut nowhere = Vec::new();
+        for record in records {
+            if let Record::Announce(a) = record
+                && a.is_posted()
+            {
+                let pending = Pending::new(a.clone());
+                if SinkMarks::all_have(&self.sinks, &pending) {
+                    nowhere.push(Record::Delivered {
+                        seq: a.seq,
+                        sink: None,
+                    });
+                } else {
+                    self.outbox.insert(a.seq, pending);
+                }
+            }
+        }
+        nowhere
+    }
+
+    /// Marks `seqs` delivered to `sink` and returns the records that say
+    /// so: for each, a mark naming the sink, or a plain `delivered` record
+    /// once every sink has it (which takes it out of the outbox).
+    fn delivered(&mut self, sink: &Arc<str>, seqs: Vec<u64>) -> Vec<Record> {
+        let mut records = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let Some(pending) = self.outbox.get_mut(&seq) else {
+                continue;
+            };
+            if pending.delivered_to(sink) {
+                continue;
+            }
+            pending.delivered_to.push(sink.clone());
+            if SinkMarks::all_have(&self.sinks, pending) {
+                self.outbox.remove(&seq);
+                records.push(Record::Delivered { seq, sink: None });
+            } else {
+                records.push(Record::Delivered {
+                    seq,
+                    sink: Some(sink.clone()),
+                });
+            }
+        }
+        records
     }
 
     /// Asks the registry for the services' state when the file has grown
@@ -237,7 +324,12 @@ impl Writer {
         let Some(live) = self.live.upgrade() else {
             return;
         };
-        let threshold = compaction_threshold(live.live_lines() + self.outbox.len() as u64);
+        let outbox_lines: u64 = self
+            .outbox
+            .values()
+            .map(|p| 1 + p.delivered_to.len() as u64)
+            .sum();
+        let threshold = compaction_threshold(live.live_lines() + outbox_lines);
         if self.lines > threshold {
             live.send_states();
             self.compaction_asked = true;
@@ -307,10 +399,5 @@ impl Commit {
             Record::Alive { .. } => !*stopped,
             _ => true,
         });
-    }
-
-    fn delivered(&mut self, seqs: Vec<u64>) {
-        self.records
-            .extend(seqs.into_iter().map(|seq| Record::Delivered { seq }));
     }
 }

@@ -183,7 +183,7 @@ impl Ledger {
                 Err(err) => panic!("bad line in the state file: {err}: {line:?}"),
             };
             if let Record::Announce(a) = record {
-                let seq = *self.written.entry(a.text.clone()).or_insert(a.seq);
+                let seq = *self.written.entry(a.text.to_string()).or_insert(a.seq);
                 assert_eq!(
                     seq, a.seq,
                     "the event {:?} was written twice, as seq {seq} and {}",
@@ -193,7 +193,10 @@ impl Ledger {
         }
         let state = replay(path).unwrap().state;
         for a in state.outbox.values() {
-            *self.pending_at_kill.entry(a.text.clone()).or_default() += 1;
+            *self
+                .pending_at_kill
+                .entry(a.announcement.text.to_string())
+                .or_default() += 1;
         }
         state
     }

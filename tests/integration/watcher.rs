@@ -328,7 +328,9 @@ fn a_stop_keeps_what_it_could_not_deliver_and_a_second_signal_stops_at_once() {
     );
     let outbox = replay(&daemon.state).unwrap().state.outbox;
     assert!(
-        outbox.values().any(|a| a.text == "web-1 is available"),
+        outbox
+            .values()
+            .any(|p| &*p.announcement.text == "web-1 is available"),
         "{outbox:?}"
     );
 
