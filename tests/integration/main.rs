@@ -16,6 +16,7 @@ mod ownership;
 mod policy;
 mod protocol;
 mod restart;
+mod sinks;
 mod state_file;
 mod tls;
 mod watcher;

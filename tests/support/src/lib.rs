@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod alertmanager;
 mod certs;
 pub mod daemon;
 mod lines;
@@ -35,6 +36,32 @@ pub use temp_dir::TempDir;
 pub use wait::{WAIT, poll_until, wait_for, wait_until};
 
 use std::path::{Path, PathBuf};
+
+/// The body of `GET url` (`http://HOST:PORT/PATH` only), or why not: a
+/// plain HTTP/1.0 request, for the loopback services tests start.
+pub fn http_get(url: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs"))?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(authority).map_err(|e| format!("{url}: {e}"))?;
+    let limit = Some(std::time::Duration::from_secs(10));
+    let _ = stream.set_read_timeout(limit);
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("{url}: {e}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{url}: no header end in {response:?}"))?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(format!("{url}: {}", head.lines().next().unwrap_or(head)));
+    }
+    Ok(body.to_string())
+}
 
 /// The workspace's root directory (where `scripts/` is), as this crate was
 /// built from it.
