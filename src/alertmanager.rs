@@ -48,6 +48,14 @@ pub const STATUS: &str = "ProcjonServiceStatus";
 pub const WATCHDOG: &str = "ProcjonWatchdog";
 /// How long a recovery is sent again.
 pub const RESOLVED_FOR: Duration = Duration::from_secs(300);
+/// Least time between two posts of changes to one peer.
+pub const CHANGE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a change waits for others to go with it. A burst (thousands of
+/// services down at once) then goes in one post after the channel's
+/// rather than competing with it, and Alertmanager waits `group_wait` (30 s
+/// by default) before it notifies anyway.
+pub const GATHER: Duration = Duration::from_millis(500);
+
 /// Label names procjon sets itself, which `--alertmanager-label` can't.
 pub const OWN_LABELS: [&str; 4] = ["alertname", "service", "owner", "status"];
 
@@ -64,6 +72,18 @@ pub struct AlertmanagerConfig {
     pub watchdog: bool,
     /// Time limit of one request. Default 10 s (`--slack-timeout`).
     pub timeout: Duration,
+    /// This machine's host name, which descriptions name: with two
+    /// procjons, it tells which one reported an alert.
+    pub host: String,
+}
+
+/// This machine's host name (Linux), or `unknown`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The endpoint alerts are posted to on the Alertmanager at `url`: its
@@ -357,10 +377,16 @@ impl Peer {
         // first full send worked.
         let mut sent: Option<u64> = None;
         let mut next_full = Instant::now();
+        let mut next_change = Instant::now();
         let mut failing = false;
         loop {
             if let Some(generation) = sent {
                 self.book.wait(generation, next_full);
+                let now = Instant::now();
+                let post_at = next_change.max(now + GATHER.min(resend)).min(next_full);
+                if now < post_at {
+                    std::thread::sleep(post_at - now);
+                }
             }
             let full = sent.is_none() || Instant::now() >= next_full;
             if !full && !self.book_changed(sent) {
@@ -391,6 +417,7 @@ impl Peer {
                     if full {
                         next_full = now + resend;
                     }
+                    next_change = now + CHANGE_INTERVAL.min(resend);
                     backoff = backoff_start;
                 }
                 Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
@@ -434,7 +461,7 @@ impl Peer {
                 labels,
                 annotations: BTreeMap::from([
                     ("summary", alert.summary.to_string()),
-                    ("description", description(key, alert)),
+                    ("description", description(key, alert, &self.config.host)),
                 ]),
                 starts_at: rfc3339(alert.starts_at),
                 ends_at: alert
@@ -480,7 +507,7 @@ impl Peer {
 }
 
 /// The `description` annotation: what the alert means, for people.
-fn description(key: &AlertKey, alert: &Alert) -> String {
+fn description(key: &AlertKey, alert: &Alert, host: &str) -> String {
     let owner = alert
         .owner
         .as_deref()
@@ -488,11 +515,11 @@ fn description(key: &AlertKey, alert: &Alert) -> String {
     let since = rfc3339(alert.starts_at);
     match &key.status {
         Some(status) => format!(
-            "{}{owner} has reported status {status} since {since}.",
+            "{}{owner} has reported status {status} since {since} (procjon on {host}).",
             key.service
         ),
         None => format!(
-            "{}{owner} has not pinged procjon within its timeout since {since}.",
+            "{}{owner} has not pinged procjon within its timeout since {since} (procjon on {host}).",
             key.service
         ),
     }

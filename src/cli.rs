@@ -481,6 +481,7 @@ fn alertmanager(
         resend,
         watchdog: args.alertmanager_watchdog,
         timeout,
+        host: crate::alertmanager::host_name(),
     }))
 }
 

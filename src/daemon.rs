@@ -335,7 +335,7 @@ impl Running<'_> {
 
     /// SIGTERM or SIGINT: stop accepting, close agent connections, stop
     /// expiring services (they can't reach procjon any more), write down
-    /// that the stop is planned, give the notifier up to `--stop-timeout`
+    /// that the stop is planned, give the sinks up to `--stop-timeout`
     /// to deliver what is queued (the rest stays in the outbox), and return.
     /// A second stop signal exits at once.
     fn stop(&self, signal: Signal, signals: &Receiver<Signal>) {
@@ -361,7 +361,7 @@ impl Running<'_> {
             log::warn!("the state file did not take the stop record in time");
         }
         loop {
-            let pending = self.deliveries.pending();
+            let pending = self.deliveries.outbox_pending();
             if pending == 0 {
                 // Delivery marks reach the store before the count drops.
                 self.flush(Vec::new(), deadline, signals);

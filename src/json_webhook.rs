@@ -14,7 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Most events in one post.
-pub const MAX_EVENTS: usize = 100;
+pub const MAX_EVENTS: usize = 500;
+
+/// Least time between two posts: a burst (a network partition takes
+/// thousands of services down at once) goes out in a few large posts,
+/// after the channel's, rather than in hundreds competing with it.
+pub const INTERVAL: Duration = Duration::from_millis(250);
 
 /// The body's format version; a change that could break a receiver gets a
 /// new one.
@@ -108,6 +113,10 @@ impl Destination for JsonWebhook {
 
     fn refused_hint(&self) -> String {
         "the receiver refused the events: check it and --webhook-json".into()
+    }
+
+    fn interval(&self, _configured: Duration) -> Duration {
+        INTERVAL
     }
 }
 

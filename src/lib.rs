@@ -32,12 +32,17 @@
 //!   announces the outage or returns the new deadline.
 //! - **store** thread (the store writer): owns the append-only state file.
 //!   It appends records in group commits (one fsync per batch), acknowledges
-//!   registrations once durable, forwards announcements to the notifier, and
-//!   compacts the file from a copy of the registry's state when it grows. It
-//!   keeps only the outbox and the line count itself.
-//! - **notifier** thread: delivers announcements in order to Slack (paced,
-//!   batched, retried) or standard output, and reports deliveries back to the
-//!   store writer, which marks them in the outbox.
+//!   registrations once durable, forwards announcements to every sink's
+//!   thread, and compacts the file from a copy of the registry's state when
+//!   it grows. It keeps only the outbox and the line count itself.
+//! - **notifier** threads, one per sink (the default Slack webhook or
+//!   standard output, each `--route`'s webhook, each `--webhook-json`):
+//!   deliver the announcements their sink takes, in order (paced, batched,
+//!   retried), and report deliveries back to the store writer, which marks
+//!   them in the outbox per sink.
+//! - **alertmanager** thread (with `--alertmanager`): keeps the alert book,
+//!   the channel's state as alerts; one **alertmanager-peer** thread per
+//!   peer posts it to that Alertmanager, with its own retries.
 //! - **http** thread (`--http`, plain HTTP on loopback by default): tiny_http
 //!   parses requests on its own threads; the http thread hands each to a
 //!   short-lived **http-request** thread (a few at a time) that answers the

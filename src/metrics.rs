@@ -354,6 +354,7 @@ mod tests {
                 name: "slack".into(),
                 stats: Default::default(),
                 progress: crate::progress::Progress::new("notifier"),
+                from_outbox: true,
             }],
         };
         let text = render(&Inputs {

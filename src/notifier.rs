@@ -124,9 +124,11 @@ pub trait Destination: Send {
     fn deliver(&self, batch: &[Arc<Announcement>]) -> Outcome;
     /// What the operator should do when the destination refuses (4xx).
     fn refused_hint(&self) -> String;
-    /// Whether it is subject to the pacing interval (a terminal isn't).
-    fn paced(&self) -> bool {
-        true
+    /// The least time between two deliveries, given the configured one
+    /// (`--slack-interval`): Slack's rate limit doesn't apply to a
+    /// terminal, and a JSON webhook has its own pace.
+    fn interval(&self, configured: Duration) -> Duration {
+        configured
     }
 }
 
@@ -203,13 +205,9 @@ impl Notifier {
             stats,
             progress,
         } = links;
-        let tuning = if destination.paced() {
-            tuning
-        } else {
-            NotifyTuning {
-                interval: Duration::ZERO,
-                ..tuning
-            }
+        let tuning = NotifyTuning {
+            interval: destination.interval(tuning.interval),
+            ..tuning
         };
         let pending: Vec<_> = pending.into_iter().filter(|a| audience.takes(a)).collect();
         stats.enqueued(&pending, pending.len());

@@ -39,6 +39,9 @@ pub struct SinkStats {
     pub stats: Arc<NotifyStats>,
     /// Its thread's progress.
     pub progress: Arc<Progress>,
+    /// Whether it delivers from the outbox (a notifier), rather than
+    /// sending the state (an Alertmanager peer).
+    pub from_outbox: bool,
 }
 
 /// Every sink's counters, read lock-free by the http, heartbeat and
@@ -53,6 +56,16 @@ impl Deliveries {
     /// Deliveries waiting, over every sink.
     pub fn pending(&self) -> u64 {
         self.sum(|s| &s.pending)
+    }
+
+    /// Outbox deliveries waiting: what a stop waits for (what is left
+    /// stays in the state file's outbox).
+    pub fn outbox_pending(&self) -> u64 {
+        self.sinks
+            .iter()
+            .filter(|s| s.from_outbox)
+            .map(|s| s.stats.pending.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Announcements delivered, over every sink.
@@ -217,6 +230,7 @@ impl Sinks {
                 name: n.id.to_string(),
                 stats: n.stats.clone(),
                 progress: n.progress.clone(),
+                from_outbox: true,
             });
         }
         for peer in alertmanager.iter().flat_map(|am| &am.peers) {
@@ -224,6 +238,7 @@ impl Sinks {
                 name: format!("alertmanager {}", peer.endpoint.host()),
                 stats: peer.stats.clone(),
                 progress: peer.progress.clone(),
+                from_outbox: false,
             });
         }
         Sinks {

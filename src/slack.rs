@@ -85,9 +85,9 @@ impl Destination for Stdout {
         "standard output can't be written".into()
     }
 
-    fn paced(&self) -> bool {
+    fn interval(&self, _configured: Duration) -> Duration {
         // Slack's rate limit doesn't apply to a terminal or a log.
-        false
+        Duration::ZERO
     }
 }
 

@@ -657,4 +657,66 @@ mod tests {
         state.apply(reg("a", &["ok"]));
         assert_eq!(state.services["a"].last.as_ref().unwrap().status, 0);
     }
+
+    #[test]
+    fn per_sink_marks_keep_an_announcement_until_the_plain_mark() {
+        let text = include_str!("../../fuzz/seeds/state_replay/sinks");
+        let state = replay_str(text).unwrap().state;
+        let marks: Vec<(u64, Vec<&str>)> = state
+            .outbox
+            .iter()
+            .map(|(seq, p)| (*seq, p.delivered_to.iter().map(|s| &**s).collect()))
+            .collect();
+        assert_eq!(
+            marks,
+            vec![
+                (2, vec!["slack:web-hosts"]),
+                (3, vec!["json:hooks.example.com:3f9a2c1e"]),
+            ]
+        );
+        // The subject is read as written, also for a service that is gone.
+        let gone = &state.outbox[&3].announcement;
+        let subject = gone.subject.as_deref().unwrap();
+        assert_eq!(subject.owner.as_deref(), Some("db-hosts"));
+        assert_eq!(subject.status.as_deref(), Some("ok"));
+        let changed = state.outbox[&2].announcement.subject.as_deref().unwrap();
+        assert_eq!(changed.previous_status.as_deref(), Some("ok"));
+        // Compacted, the file says the same.
+        let mut compacted = Vec::new();
+        for record in state.compacted() {
+            crate::store::encode_record(&record, &mut compacted);
+        }
+        let again = replay_str(std::str::from_utf8(&compacted).unwrap())
+            .unwrap()
+            .state;
+        let said = |s: &State| {
+            s.outbox
+                .values()
+                .map(|p| {
+                    let a = &p.announcement;
+                    (
+                        a.seq,
+                        a.text.clone(),
+                        a.subject.clone(),
+                        p.delivered_to.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(said(&again), said(&state));
+    }
+
+    #[test]
+    fn lines_without_a_subject_take_it_from_the_definition() {
+        let text = r#"{"op":"register","service":"web-1","timeout_s":10,"statuses":["ok","degraded"],"owner":"team-a"}
+{"op":"announce","seq":1,"service":"web-1","available":true,"status":1,"text":"web-1 status changed to degraded (was ok)"}
+{"op":"announce","seq":2,"service":"","available":true,"status":0,"text":"procjon is back after 12s (planned restart)"}
+"#;
+        let state = replay_str(text).unwrap().state;
+        let subject = state.outbox[&1].announcement.subject.as_deref().unwrap();
+        assert_eq!(subject.owner.as_deref(), Some("team-a"));
+        assert_eq!(subject.status.as_deref(), Some("degraded"));
+        assert_eq!(subject.previous_status, None);
+        assert!(state.outbox[&2].announcement.subject.is_none());
+    }
 }
