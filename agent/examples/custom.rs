@@ -52,6 +52,8 @@ fn main() -> ExitCode {
     let mut options = Options::new("my-service");
     options.timeout = Duration::from_secs(10);
     options.period = Duration::from_secs(3);
+    // To report to an HA pair instead of localhost:8080:
+    // options.endpoints = vec!["mon-a.example.com:8080".into(), "mon-b.example.com:8080".into()];
     // Runs until stopped; returns only on an error that retrying can't fix.
     let Err(err) = procjon_agent::run(Threshold { checks: 0 }, &options);
     eprintln!("custom agent: {err}");

@@ -4,13 +4,14 @@
 
 use crate::agent::Agent;
 use crate::elasticsearch::{self, Elasticsearch};
+use crate::endpoint;
 use crate::error::AgentError;
 use crate::exec::{Exec, NAGIOS_STATUSES};
 use crate::job::{self, JOB_STATUSES, Job};
 use crate::options::Options;
 use crate::ping::Ping;
 use crate::process::Process;
-use crate::silence::Silence;
+use crate::silence::{Answer, Silence};
 use crate::systemd::Systemd;
 use argh::FromArgs;
 use procjon::Signal;
@@ -58,7 +59,7 @@ pub struct Args {
     /// seconds between two checks and pings; must be below the timeout (default 4)
     #[argh(option, short = 'p', default = "4.0")]
     pub period: f64,
-    /// procjon's address, host:port (default $PROCJONAGENT_ENDPOINT, else localhost:8080)
+    /// procjon's address, host:port; several separated by commas (an HA pair), each reported to on its own (default $PROCJONAGENT_ENDPOINT, else localhost:8080)
     #[argh(option, short = 'e')]
     pub endpoint: Option<String>,
     /// CA certificate procjon's certificate must chain to (default $PROCJONAGENT_ROOT_CERT, else .certs/ca.pem)
@@ -199,7 +200,9 @@ pub struct ProcessArgs {
 /// silenced it and why, records its events without posting them, and says
 /// when the silence ends. Tries to reach procjon for about 10 s, no more.
 /// Exit code 0: silenced; 2: a bad flag or a final refusal (forbidden,
-/// not_registered); 1: procjon could not be reached.
+/// not_registered); 1: procjon could not be reached. With several
+/// endpoints, asks them all and prints a line for each: 0 if at least one
+/// silenced it; else 1 if retrying might help one, 2 if not.
 pub struct SilenceArgs {
     /// how long: seconds, or a number with s, m, h or d (90, 10m, 1.5h, 7d); at most 7d
     #[argh(option, long = "for")]
@@ -428,25 +431,41 @@ fn failed(err: AgentError) -> ExitCode {
     }
 }
 
-/// `silence` and `unsilence`: one frame, one reply, no agent behind them.
-/// Prints what procjon accepted on standard output (exit code 0), or the
-/// error once on standard error: 2 for what the user must fix (a flag, a
-/// file, a final refusal), 1 when procjon could not be reached in time or
-/// refused for now (`busy`, `internal`).
+/// `silence` and `unsilence`: one frame, one reply per endpoint, no agent
+/// behind them. Prints a line per endpoint: what it accepted on standard
+/// output (`procjon at ENDPOINT: ` first when there are several), or the
+/// error on standard error. Exit code 0 when at least one accepted; else 1
+/// when trying again might help (a procjon could not be reached in time,
+/// or refused for now: `busy`, `internal`), 2 when only the user can (a
+/// flag, a file, final refusals from every procjon).
 fn one_shot(checked: Result<Silence, AgentError>) -> ExitCode {
     let silence = match checked {
         Ok(silence) => silence,
         Err(err) => return failed(err),
     };
-    match silence.send() {
-        Ok(done) => {
-            println!("{done}");
-            ExitCode::SUCCESS
+    let answers = silence.send();
+    let several = answers.len() > 1;
+    let (mut accepted, mut retry_may_help) = (false, false);
+    for Answer { endpoint, result } in answers {
+        match result {
+            Ok(done) => {
+                accepted = true;
+                if several {
+                    println!("procjon at {endpoint}: {done}");
+                } else {
+                    println!("{done}");
+                }
+            }
+            Err(err) => {
+                eprintln!("procjonagent: {err}");
+                retry_may_help |= !err.is_final();
+            }
         }
-        Err(err) => {
-            eprintln!("procjonagent: {err}");
-            ExitCode::from(if err.is_final() { 2 } else { 1 })
-        }
+    }
+    match (accepted, retry_may_help) {
+        (true, _) => ExitCode::SUCCESS,
+        (false, true) => ExitCode::from(1),
+        (false, false) => ExitCode::from(2),
     }
 }
 
@@ -498,7 +517,8 @@ fn run_job(
         });
     match crate::run_to_end(job, &options) {
         Ok(ended) if !ended.delivered => log::error!(
-            "procjon did not hear how the command ended; it will report the service as not available"
+            "not every procjon heard how the command ended (see above); those that didn't will \
+             report the service as not available"
         ),
         Ok(_) => {}
         Err(err) => log::error!(
@@ -534,7 +554,7 @@ pub fn options(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Opti
         service,
         timeout: seconds("--timeout", args.timeout)?,
         period: seconds("--period", args.period)?,
-        endpoint: setting(args.endpoint.as_deref(), "--endpoint", env),
+        endpoints: endpoint::split_list(&setting(args.endpoint.as_deref(), "--endpoint", env)),
         root_cert: path(&args.root_cert, "--root-cert"),
         cert: path(&args.cert, "--cert"),
         key: path(&args.key_cert, "--key-cert"),
@@ -665,7 +685,7 @@ mod tests {
         let args = parse_ok(&["ping"]);
         let from_env = options(&args, &env).unwrap();
         assert_eq!(from_env.service, "web-1/nginx");
-        assert_eq!(from_env.endpoint, "monitor.example.com:8080");
+        assert_eq!(from_env.endpoints, ["monitor.example.com:8080"]);
         assert_eq!(from_env.root_cert, PathBuf::from("/etc/procjon/ca.pem"));
         assert_eq!(from_env.cert, PathBuf::from("/etc/procjon/web-1.pem"));
         assert_eq!(
@@ -692,7 +712,7 @@ mod tests {
         ]);
         let flags_win = options(&flags, &env).unwrap();
         assert_eq!(flags_win.service, "db");
-        assert_eq!(flags_win.endpoint, "h:1");
+        assert_eq!(flags_win.endpoints, ["h:1"]);
         assert_eq!(
             (flags_win.root_cert, flags_win.cert, flags_win.key),
             (PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c"))
@@ -816,6 +836,21 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn endpoint_lists_come_from_the_flag_or_the_environment() {
+        let env = |var: &str| {
+            (var == "PROCJONAGENT_ENDPOINT").then(|| "a.example.com:8080,b.example.com:8080".into())
+        };
+        let args = parse_ok(&["-s", "x", "ping"]);
+        assert_eq!(
+            options(&args, &env).unwrap().endpoints,
+            ["a.example.com:8080", "b.example.com:8080"]
+        );
+        let args = parse_ok(&["-s", "x", "-e", "h:1, h:2,", "ping"]);
+        // Empty entries are kept for the runner to refuse by their place.
+        assert_eq!(options(&args, &env).unwrap().endpoints, ["h:1", "h:2", ""]);
     }
 
     #[test]

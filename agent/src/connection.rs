@@ -1,64 +1,17 @@
-//! One mutual-TLS connection to procjon: [`Endpoint`] parsing (validated
-//! once at start-up), connecting under a deadline, and the frame exchange:
-//! write one line, read the one-line reply. Used only by the runner's ping
-//! thread; every failure here is transient and ends in a reconnection.
+//! One mutual-TLS connection to one procjon: connecting to an [`Endpoint`]
+//! under a deadline, and the frame exchange: write one line, read the
+//! one-line reply. Used by that endpoint's ping thread (and by `silence`);
+//! every failure here is transient and ends in a reconnection.
 
-use crate::error::{AgentError, one_line};
+use crate::endpoint::Endpoint;
+use crate::error::one_line;
 use procjon::frame::{ClientFrame, MAX_FRAME_LEN, ServerFrame};
-use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// procjon's address: the `host:port` to resolve and the name its
-/// certificate must be valid for.
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
-    text: String,
-    host: String,
-    port: u16,
-    server_name: ServerName<'static>,
-}
-
-impl Endpoint {
-    /// Parses `host:port`, `ip:port` or `[ipv6]:port`.
-    pub(crate) fn parse(text: &str) -> Result<Endpoint, AgentError> {
-        let bad = |reason: &str| AgentError::BadOption {
-            option: "--endpoint",
-            reason: format!("{text:?} {reason}; give host:port, e.g. localhost:8080"),
-        };
-        let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("has no usable port"))?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if host.is_empty() {
-            return Err(bad("has no host"));
-        }
-        let server_name = ServerName::try_from(host.to_string())
-            .map_err(|_| bad("has a host that is neither a DNS name nor an IP address"))?;
-        Ok(Endpoint {
-            text: text.to_string(),
-            host: host.to_string(),
-            port,
-            server_name,
-        })
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
 
 /// A transient failure talking to procjon.
 #[derive(Debug)]
@@ -192,12 +145,12 @@ impl Connection {
         let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
             .to_socket_addrs()
             .map_err(|source| ConnectionError::Resolve {
-                endpoint: endpoint.text.clone(),
+                endpoint: endpoint.to_string(),
                 source,
             })?
             .collect();
         let mut last = ConnectionError::Resolve {
-            endpoint: endpoint.text.clone(),
+            endpoint: endpoint.to_string(),
             source: io::Error::new(io::ErrorKind::NotFound, "the name has no address"),
         };
         for addr in addrs {
@@ -240,17 +193,36 @@ impl Connection {
         self.peer
     }
 
+    /// Gives every socket operation from now on `timeout` instead of the
+    /// one the connection was opened with.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) -> Result<(), ConnectionError> {
+        let sock = &self.stream.get_ref().sock;
+        let set = |source| ConnectionError::Send { source };
+        sock.set_read_timeout(Some(timeout)).map_err(set)?;
+        sock.set_write_timeout(Some(timeout)).map_err(set)?;
+        self.timeout = timeout;
+        Ok(())
+    }
+
     /// Sends one frame and reads procjon's reply to it.
     pub(crate) fn exchange(&mut self, frame: &ClientFrame) -> Result<ServerFrame, ConnectionError> {
         let line = frame.encode();
-        log::trace!("sending {:?}", String::from_utf8_lossy(&line));
+        log::trace!(
+            "procjon at {}: sending {:?}",
+            self.endpoint,
+            String::from_utf8_lossy(&line)
+        );
         let stream = self.stream.get_mut();
         stream
             .write_all(&line)
             .and_then(|()| stream.flush())
             .map_err(|source| ConnectionError::Send { source })?;
         let reply = self.read_line()?;
-        log::trace!("received {:?}", String::from_utf8_lossy(&reply));
+        log::trace!(
+            "procjon at {}: received {:?}",
+            self.endpoint,
+            String::from_utf8_lossy(&reply)
+        );
         ServerFrame::decode(&reply).map_err(|err| ConnectionError::BadReply {
             reason: one_line(&err.message),
         })
@@ -298,32 +270,5 @@ impl Drop for Connection {
         let stream = self.stream.get_mut();
         stream.conn.send_close_notify();
         let _ = stream.flush();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_endpoints() {
-        let e = Endpoint::parse("localhost:8080").unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("localhost", 8080));
-        let e = Endpoint::parse("127.0.0.1:1").unwrap();
-        assert!(matches!(e.server_name, ServerName::IpAddress(_)));
-        let e = Endpoint::parse("[::1]:8080").unwrap();
-        assert_eq!(e.host, "::1");
-        assert!(matches!(e.server_name, ServerName::IpAddress(_)));
-        for bad in [
-            "localhost",
-            "localhost:",
-            ":8080",
-            "localhost:0",
-            "localhost:99999",
-            "bad host:1",
-        ] {
-            let err = Endpoint::parse(bad).unwrap_err().to_string();
-            assert!(err.starts_with("--endpoint: "), "{err}");
-        }
     }
 }

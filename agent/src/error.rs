@@ -45,7 +45,8 @@ pub enum AgentError {
         /// procjon's detail.
         message: String,
     },
-    /// The check thread could not be started.
+    /// A thread (the check thread, a ping thread, a job's waiter) could
+    /// not be started.
     Thread {
         /// The I/O error.
         source: std::io::Error,
@@ -83,7 +84,7 @@ impl fmt::Display for AgentError {
                 "procjon at {endpoint} refused the {frame} of {service}: {code}: {}",
                 one_line(message)
             ),
-            AgentError::Thread { source } => write!(f, "starting the check thread: {source}"),
+            AgentError::Thread { source } => write!(f, "starting a thread: {source}"),
             AgentError::CheckStopped => f.write_str("the check thread stopped unexpectedly"),
             AgentError::Finished => {
                 f.write_str("the agent finished; run agents that finish with run_to_end")

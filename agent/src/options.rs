@@ -19,10 +19,13 @@ pub struct Options {
     /// How often the check runs and a ping is sent. Must be below
     /// `timeout`. Default 4 s.
     pub period: Duration,
-    /// procjon's address, `host:port` (`[::1]:8080` for IPv6). The host is
-    /// also the name procjon's certificate must be valid for. Default
-    /// `localhost:8080`.
-    pub endpoint: String,
+    /// The procjon daemons to report to, each `host:port` (`[::1]:8080`
+    /// for IPv6); the host is also the name its certificate must be valid
+    /// for. Each gets its own connection, registration and backoff, so
+    /// one that is down never delays the others (an HA pair lists both).
+    /// One to [`crate::MAX_ENDPOINTS`], each once. Default
+    /// `["localhost:8080"]`.
+    pub endpoints: Vec<String>,
     /// The CA certificate procjon's certificate must chain to. Default
     /// `.certs/ca.pem`.
     pub root_cert: PathBuf,
@@ -31,8 +34,8 @@ pub struct Options {
     /// The agent's private key, PEM. Default `.certs/procjonagent.key`.
     pub key: PathBuf,
     /// How long a finished agent ([`crate::run_to_end`]) keeps trying to
-    /// deliver its last report while procjon can't be reached. Default 10
-    /// minutes.
+    /// deliver its last report to a procjon that can't be reached (to each
+    /// endpoint independently). Default 10 minutes.
     pub final_timeout: Duration,
 }
 
@@ -43,7 +46,7 @@ impl Options {
             service: service.into(),
             timeout: Duration::from_secs(10),
             period: Duration::from_secs(4),
-            endpoint: "localhost:8080".into(),
+            endpoints: vec!["localhost:8080".into()],
             root_cert: PathBuf::from(".certs/ca.pem"),
             cert: PathBuf::from(".certs/procjonagent.pem"),
             key: PathBuf::from(".certs/procjonagent.key"),

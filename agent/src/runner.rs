@@ -1,54 +1,48 @@
-//! The runner: validates the options, starts the check thread and runs the
-//! ping loop on the calling thread (see the crate docs for who owns what).
-//! It survives everything transient (procjon down, restarted or busy, a
-//! network blip, a failing or panicking check) and returns only with an
-//! [`AgentError`] that retrying can't fix.
+//! The runner: validates the options, then starts the check thread and one
+//! ping thread per endpoint, and waits on the calling thread for them to
+//! end (see the crate docs for who owns what). It survives everything
+//! transient (a procjon down, restarted, busy or blackholed, a network
+//! blip, a failing or panicking check) and returns only with an
+//! [`AgentError`] that retrying can't fix, or once a finished agent's last
+//! report is delivered.
 
-use crate::agent::{Agent, CheckError, Finish, Report};
-use crate::backoff::Backoff;
-use crate::connection::{Connection, ConnectionError, Endpoint};
+use crate::agent::{Agent, CheckError, Report};
+use crate::endpoint::Endpoint;
 use crate::error::{AgentError, one_line};
+use crate::mailbox::{self, Outcome, Post, Put};
 use crate::options::Options;
-use procjon::frame::{self, ClientFrame, ErrorCode, MAX_FRAME_LEN, Registration, ServerFrame};
+use crate::pinger::Pinger;
+use procjon::frame::{self, ClientFrame, MAX_FRAME_LEN, Registration};
 use rustls::ClientConfig;
 use std::convert::Infallible;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// First reconnection delay (before jitter); it doubles per failed attempt.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest reconnection delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// What the check thread tells the ping thread.
-#[derive(Debug)]
-enum Outcome {
-    /// The report to ping with, or `None` to skip this ping.
-    Check(Option<Report>),
-    /// The agent's last report, and what to do once it is delivered.
-    Last(Report, Finish),
-}
 
 /// How [`run_to_end`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ended {
-    /// Whether procjon got the last report (and the unregistration, if
-    /// asked for); false when `Options::final_timeout` passed first.
+    /// Whether every procjon got the last report (and the unregistration,
+    /// if asked for); false when `Options::final_timeout` passed first for
+    /// one of them, or one refused the service for good.
     pub delivered: bool,
 }
 
-/// Reports `agent`'s status to procjon every `options.period`, forever.
+/// Reports `agent`'s status to every procjon of `options.endpoints` every
+/// `options.period`, forever.
 ///
-/// Connects with mutual TLS, registers, then pings with each check's result.
-/// When the connection fails it logs one line, reconnects with exponential
-/// backoff and jitter (up to 30 s) and registers again; the check keeps
-/// running meanwhile. Returns only on a bad configuration (checked before
-/// anything starts) or a refusal that retrying can't fix, like
-/// `bad_service` (or [`AgentError::Finished`] for an agent that finishes:
-/// run those with [`run_to_end`]).
+/// The check runs once per period; its result goes to each endpoint on a
+/// thread and a connection of its own. Each connects with mutual TLS,
+/// registers, then pings with the newest result; when its connection
+/// fails it logs one line, reconnects with exponential backoff and jitter
+/// (up to 30 s) and registers again, while the check and the other
+/// endpoints carry on. Returns only on a bad configuration (checked before
+/// anything starts) or once every endpoint has refused the service for
+/// good, like `bad_service` (a refusal from some of them is logged, and
+/// the others are still reported to); or with [`AgentError::Finished`]
+/// for an agent that finishes: run those with [`run_to_end`].
 pub fn run<A: Agent>(agent: A, options: &Options) -> Result<Infallible, AgentError> {
     match run_to_end(agent, options) {
         Ok(_) => Err(AgentError::Finished),
@@ -57,63 +51,114 @@ pub fn run<A: Agent>(agent: A, options: &Options) -> Result<Infallible, AgentErr
 }
 
 /// Like [`run`], for an agent that finishes ([`Agent::finished`]): once its
-/// last report is delivered, the service is unregistered (or kept) as the
-/// agent asks, and this returns. While procjon can't be reached it keeps
-/// trying for `options.final_timeout`, then returns with `delivered`
-/// false.
+/// last report is delivered to every endpoint, the service is unregistered
+/// (or kept) there as the agent asks, and this returns. Each endpoint that
+/// can't be reached is tried for `options.final_timeout`, independently,
+/// and then given up on (`delivered` false).
 pub fn run_to_end<A: Agent>(agent: A, options: &Options) -> Result<Ended, AgentError> {
     let Checked {
         registration,
-        endpoint,
+        endpoints,
         tls,
     } = check(&agent, options)?;
-    let failure = agent.failure_status();
-    let (reports, received) = mpsc::channel();
+    let count = endpoints.len();
+    let (ends, ended) = mpsc::channel();
+    let mut posts = Vec::with_capacity(count);
+    for (i, endpoint) in endpoints.into_iter().enumerate() {
+        let (post, inbox) = mailbox::mailbox();
+        posts.push((endpoint.to_string(), post));
+        let pinger = Pinger::new(
+            endpoint,
+            tls.clone(),
+            ClientFrame::Register(registration.clone()),
+            options.service.clone(),
+            inbox,
+            options.timeout,
+            options.final_timeout,
+        );
+        let ends = ends.clone();
+        // Started before the check thread, whose posts end them if it can't start.
+        std::thread::Builder::new()
+            .name(format!("ping-{}", i + 1))
+            .spawn(move || {
+                let _ = ends.send(pinger.run());
+            })
+            .map_err(|source| AgentError::Thread { source })?;
+    }
+    drop(ends);
     let checker = Checker {
-        failure,
-        names: registration.statuses.clone(),
+        failure: agent.failure_status(),
+        names: registration.statuses,
         agent,
         period: options.period,
-        reports,
+        posts,
     };
     std::thread::Builder::new()
         .name("check".into())
         .spawn(move || checker.run())
         .map_err(|source| AgentError::Thread { source })?;
-    Pinger {
-        endpoint,
-        tls,
-        io_timeout: options.timeout,
-        register: ClientFrame::Register(registration),
-        service: options.service.clone(),
-        reports: received,
-        latest: None,
-        last: None,
-        final_timeout: options.final_timeout,
-        pinged: false,
-        backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
+    collect(&ended, count)
+}
+
+/// Waits for the `count` ping threads to end, and says how it went: an
+/// error only when none of them ended well (the others' errors are logged
+/// as they come, each once), else whether all delivered.
+fn collect(
+    ended: &mpsc::Receiver<Result<Ended, AgentError>>,
+    count: usize,
+) -> Result<Ended, AgentError> {
+    let mut running = count;
+    let mut delivered = true;
+    let mut any_ok = false;
+    while running > 0 {
+        // Disconnected: a ping thread panicked; the others have ended.
+        let Ok(end) = ended.recv() else {
+            return if any_ok {
+                Ok(Ended { delivered: false })
+            } else {
+                Err(AgentError::CheckStopped)
+            };
+        };
+        running -= 1;
+        match end {
+            Ok(end) => {
+                any_ok = true;
+                delivered &= end.delivered;
+            }
+            // Every ping thread sees it: say it once.
+            Err(AgentError::CheckStopped) => return Err(AgentError::CheckStopped),
+            Err(err) if running == 0 && !any_ok => return Err(err),
+            Err(err) => {
+                delivered = false;
+                if running > 0 {
+                    log::error!("{err}; still reporting to the other {running}");
+                } else {
+                    log::error!("{err}");
+                }
+            }
+        }
     }
-    .run()
+    Ok(Ended { delivered })
 }
 
 /// What [`check`] found usable.
 struct Checked {
     registration: Registration,
-    endpoint: Endpoint,
+    endpoints: Vec<Endpoint>,
     tls: Arc<ClientConfig>,
 }
 
 /// Checks everything [`run`] and [`run_to_end`] would refuse before they
-/// start anything: the options, the agent's statuses, procjon's address and
-/// the certificate files. For an agent that starts something it must not
-/// leave behind (`run`'s child), before starting it.
+/// start anything: the options, the agent's statuses, procjon's addresses
+/// and the certificate files. For an agent that starts something it must
+/// not leave behind (`run`'s child), before starting it.
 pub fn validate(agent: &impl Agent, options: &Options) -> Result<(), AgentError> {
     check(agent, options).map(drop)
 }
 
 fn check(agent: &impl Agent, options: &Options) -> Result<Checked, AgentError> {
     let registration = registration(agent, options)?;
-    let endpoint = Endpoint::parse(&options.endpoint)?;
+    let endpoints = Endpoint::parse_list(&options.endpoints)?;
     let tls = procjon::tls::client_config(&options.root_cert, &options.cert, &options.key)?;
     if let Some(status) = agent
         .failure_status()
@@ -128,7 +173,7 @@ fn check(agent: &impl Agent, options: &Options) -> Result<Checked, AgentError> {
     }
     Ok(Checked {
         registration,
-        endpoint,
+        endpoints,
         tls,
     })
 }
@@ -181,14 +226,16 @@ fn registration(agent: &impl Agent, options: &Options) -> Result<Registration, A
     Ok(registration)
 }
 
-/// The check thread: runs the agent's check every period and sends the
-/// outcome to the ping thread, whatever the connection is doing.
+/// The check thread: runs the agent's check every period and posts the
+/// outcome to every endpoint's ping thread, whatever their connections are
+/// doing. Posting never waits (see [`mailbox`]).
 struct Checker<A> {
     agent: A,
     names: Vec<String>,
     failure: Option<u64>,
     period: Duration,
-    reports: Sender<Outcome>,
+    /// Each endpoint, as given, and its ping thread's mailbox.
+    posts: Vec<(String, Post)>,
 }
 
 impl<A: Agent> Checker<A> {
@@ -236,8 +283,8 @@ impl<A: Agent> Checker<A> {
                 (report, _) => Outcome::Check(report),
             };
             let last = matches!(outcome, Outcome::Last(..));
-            if self.reports.send(outcome).is_err() || last {
-                return; // the ping thread has returned, or the agent is done
+            if !self.post(outcome) || last {
+                return; // every ping thread has returned, or the agent is done
             }
             next += self.period;
             let now = Instant::now();
@@ -249,6 +296,24 @@ impl<A: Agent> Checker<A> {
                 next = now; // the check overran: start again now, don't catch up
             }
         }
+    }
+
+    /// Posts `outcome` to every ping thread; false once none is left.
+    fn post(&self, outcome: Outcome) -> bool {
+        let mut read = false;
+        for (endpoint, post) in &self.posts {
+            match post.put(outcome.clone()) {
+                Put::Queued => read = true,
+                Put::Replaced => {
+                    read = true;
+                    log::debug!(
+                        "procjon at {endpoint}: still busy with an earlier ping; only the newest is kept"
+                    );
+                }
+                Put::Gone => {}
+            }
+        }
+        read
     }
 
     /// One check; errors, out-of-range indexes and panics are failures.
@@ -292,274 +357,6 @@ impl fmt::Display for CheckFailure {
             CheckFailure::Panicked => f.write_str("the check panicked (see above)"),
         }
     }
-}
-
-/// What ended a session with procjon.
-enum SessionEnd {
-    /// A transient failure: reconnect after a pause.
-    Lost(String),
-    /// Stop the agent.
-    Fatal(AgentError),
-}
-
-impl From<ConnectionError> for SessionEnd {
-    fn from(err: ConnectionError) -> Self {
-        SessionEnd::Lost(err.to_string())
-    }
-}
-
-/// Whether a refusal is final (see [`ErrorCode::is_final`]).
-fn is_final(code: ErrorCode) -> bool {
-    code.is_final()
-}
-
-/// The ping thread's state: the connection loop.
-struct Pinger {
-    endpoint: Endpoint,
-    tls: Arc<ClientConfig>,
-    io_timeout: Duration,
-    register: ClientFrame,
-    service: String,
-    reports: Receiver<Outcome>,
-    /// The newest check outcome, pinged first after a reconnection.
-    latest: Option<Report>,
-    /// Once the agent has finished: what to do after its last report, and
-    /// until when to keep trying.
-    last: Option<(Finish, Instant)>,
-    final_timeout: Duration,
-    /// Whether the current session has had a ping accepted.
-    pinged: bool,
-    backoff: Backoff,
-}
-
-impl Pinger {
-    fn run(mut self) -> Result<Ended, AgentError> {
-        loop {
-            self.pinged = false;
-            let cause = match self.session() {
-                Ok(ended) => return Ok(ended),
-                Err(SessionEnd::Fatal(err)) => return Err(err),
-                Err(SessionEnd::Lost(cause)) => cause,
-            };
-            if self.pinged {
-                self.backoff.reset();
-            }
-            let mut delay = self.backoff.next_delay();
-            if let Some((_, deadline)) = &self.last {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    log::error!(
-                        "cannot report to procjon at {}: {cause}; giving up on the last report after {:.0} s",
-                        self.endpoint,
-                        self.final_timeout.as_secs_f64()
-                    );
-                    return Ok(Ended { delivered: false });
-                }
-                delay = delay.min(left);
-            }
-            if self.pinged {
-                log::warn!(
-                    "connection to procjon at {} lost: {cause}; reconnecting in {:.1} s",
-                    self.endpoint,
-                    delay.as_secs_f64()
-                );
-            } else {
-                log::warn!(
-                    "cannot report to procjon at {}: {cause}; retrying in {:.1} s (attempt {})",
-                    self.endpoint,
-                    delay.as_secs_f64(),
-                    self.backoff.failures()
-                );
-            }
-            self.wait(delay)?;
-        }
-    }
-
-    /// Connects, registers and pings until something fails, or until the
-    /// agent's last report is delivered.
-    fn session(&mut self) -> Result<Ended, SessionEnd> {
-        let mut conn = Connection::open(&self.endpoint, &self.tls, self.io_timeout)?;
-        self.send_register(&mut conn)?;
-        let peer = conn.peer().to_string();
-        if peer == self.endpoint.to_string() {
-            log::info!("registered {} with procjon at {peer}", self.service);
-        } else {
-            log::info!(
-                "registered {} with procjon at {} ({peer})",
-                self.service,
-                self.endpoint
-            );
-        }
-        if let Some(report) = self.latest.clone() {
-            self.ping(&mut conn, &report)?;
-        }
-        loop {
-            if let Some((finish, _)) = self.last.clone() {
-                self.finish(&mut conn, &finish)?;
-                return Ok(Ended { delivered: true });
-            }
-            if let Some(report) = self.next_report()? {
-                self.ping(&mut conn, &report)?;
-            }
-        }
-    }
-
-    fn send_register(&mut self, conn: &mut Connection) -> Result<(), SessionEnd> {
-        match conn.exchange(&self.register)? {
-            ServerFrame::Ok => Ok(()),
-            ServerFrame::Error { code, message } => Err(self.refused("register", code, message)),
-        }
-    }
-
-    /// Pings; when procjon has forgotten the registration (or holds another
-    /// one), registers again and repeats the ping once.
-    fn ping(&mut self, conn: &mut Connection, report: &Report) -> Result<(), SessionEnd> {
-        let ping = ping_frame(&self.service, report);
-        let reply = match conn.exchange(&ping)? {
-            ServerFrame::Error {
-                code: code @ (ErrorCode::NotRegistered | ErrorCode::BadStatus),
-                message,
-            } => {
-                log::warn!(
-                    "procjon refused the ping ({code}: {}); registering again",
-                    one_line(&message)
-                );
-                self.send_register(conn)?;
-                conn.exchange(&ping)?
-            }
-            reply => reply,
-        };
-        match reply {
-            ServerFrame::Ok => {
-                log::debug!("pinged {} with status {}", self.service, report.status);
-                self.pinged = true;
-                Ok(())
-            }
-            ServerFrame::Error { code, message } => Err(self.refused("ping", code, message)),
-        }
-    }
-
-    /// After the last report: unregisters the service if asked to.
-    fn finish(&mut self, conn: &mut Connection, finish: &Finish) -> Result<(), SessionEnd> {
-        let Finish::Unregister { reason } = finish else {
-            log::info!("finished; {} stays registered", self.service);
-            return Ok(());
-        };
-        let frame = ClientFrame::Unregister {
-            service: self.service.clone(),
-            reason: Some(detail_text(reason)).filter(|r| !r.is_empty()),
-        };
-        match conn.exchange(&frame)? {
-            ServerFrame::Ok => {
-                log::info!("unregistered {}: {reason}", self.service);
-                Ok(())
-            }
-            // Gone already (unregistered before a lost reply, or removed).
-            ServerFrame::Error {
-                code: ErrorCode::NotRegistered,
-                ..
-            } => Ok(()),
-            ServerFrame::Error { code, message } => Err(self.refused("unregister", code, message)),
-        }
-    }
-
-    /// Ends the session after a refusal: for good when the same frame
-    /// would be refused again, else with a reconnection later.
-    fn refused(&self, frame: &'static str, code: ErrorCode, message: String) -> SessionEnd {
-        if is_final(code) {
-            SessionEnd::Fatal(AgentError::Rejected {
-                endpoint: self.endpoint.to_string(),
-                service: self.service.clone(),
-                frame,
-                code,
-                message,
-            })
-        } else {
-            SessionEnd::Lost(format!(
-                "procjon refused the {frame}: {code}: {}",
-                one_line(&message)
-            ))
-        }
-    }
-
-    /// Takes in a check outcome: the newest report to ping with, and the
-    /// agent's last one when it has finished.
-    fn take(&mut self, outcome: Outcome) -> Option<Report> {
-        match outcome {
-            Outcome::Check(report) => {
-                if report.is_some() {
-                    self.latest.clone_from(&report);
-                }
-                report
-            }
-            Outcome::Last(report, finish) => {
-                self.latest = Some(report.clone());
-                self.last = Some((finish, Instant::now() + self.final_timeout));
-                Some(report)
-            }
-        }
-    }
-
-    /// Blocks until the next check outcome; skips to the newest when
-    /// several queued up while the connection was slow.
-    fn next_report(&mut self) -> Result<Option<Report>, SessionEnd> {
-        let outcome = self
-            .reports
-            .recv()
-            .map_err(|_| SessionEnd::Fatal(AgentError::CheckStopped))?;
-        let mut report = self.take(outcome);
-        while let Ok(newer) = self.reports.try_recv() {
-            report = self.take(newer);
-        }
-        Ok(report)
-    }
-
-    /// Sleeps `delay`, keeping the newest check outcome.
-    fn wait(&mut self, delay: Duration) -> Result<(), AgentError> {
-        let until = Instant::now() + delay;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.reports.recv_timeout(left) {
-                Ok(outcome) => {
-                    self.take(outcome);
-                }
-                Err(RecvTimeoutError::Timeout) => return Ok(()),
-                // The check thread ends after the last report.
-                Err(RecvTimeoutError::Disconnected) if self.last.is_some() => {
-                    std::thread::sleep(left);
-                    return Ok(());
-                }
-                Err(RecvTimeoutError::Disconnected) => return Err(AgentError::CheckStopped),
-            }
-        }
-    }
-}
-
-/// The ping frame of `report`: its detail made one line of at most 256
-/// characters, and only the performance data procjon accepts (a bad value
-/// would get the whole ping refused for good).
-fn ping_frame(service: &str, report: &Report) -> ClientFrame {
-    let perfdata = report
-        .perfdata
-        .iter()
-        .filter(|value| frame::validate_perfdata(std::slice::from_ref(*value)).is_ok())
-        .take(frame::MAX_PERFDATA)
-        .cloned()
-        .collect();
-    ClientFrame::Ping {
-        service: service.to_string(),
-        status: report.status,
-        detail: report.detail.as_deref().map(detail_text),
-        perfdata,
-    }
-}
-
-/// `text` as procjon takes a detail: one line, at most 256 characters.
-fn detail_text(text: &str) -> String {
-    one_line(text.trim())
-        .chars()
-        .take(frame::MAX_DETAIL_CHARS)
-        .collect()
 }
 
 #[cfg(test)]
@@ -611,33 +408,6 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with("status names: "), "{err}");
-        }
-    }
-
-    #[test]
-    fn only_refusals_that_would_repeat_are_final() {
-        for code in [
-            ErrorCode::BadService,
-            ErrorCode::BadFrame,
-            ErrorCode::TooLarge,
-            ErrorCode::Forbidden,
-        ] {
-            assert!(is_final(code), "{code}");
-        }
-        let unknown =
-            match ServerFrame::decode(br#"{"type":"error","code":"from_the_future","message":""}"#)
-            {
-                Ok(ServerFrame::Error { code, .. }) => code,
-                other => panic!("{other:?}"),
-            };
-        for code in [
-            ErrorCode::Busy,
-            ErrorCode::Internal,
-            ErrorCode::NotRegistered,
-            ErrorCode::BadStatus,
-            unknown,
-        ] {
-            assert!(!is_final(code), "{code}");
         }
     }
 

@@ -1,13 +1,15 @@
 //! `procjonagent silence` and `unsilence`: one-shot commands for deploy
-//! scripts, not agents. Each checks its flags and files before connecting,
-//! connects once (trying again for about 10 s while procjon can't be
-//! reached, so that a deploy never hangs on monitoring), sends one frame,
-//! reads procjon's reply and returns: no check thread, no registration, no
-//! loop. Runs on the main thread only; `cli::run` prints the outcome and
+//! scripts, not agents. Each checks its flags, endpoints and files before
+//! connecting, then asks every endpoint at once, each on a thread of its
+//! own (the main thread alone for one endpoint): connect (trying again for
+//! about 10 s while that procjon can't be reached, so that a deploy never
+//! hangs on monitoring), send one frame, read the reply. No check thread,
+//! no registration, no loop. `cli::run` prints one line per endpoint and
 //! picks the exit code.
 
 use crate::backoff::Backoff;
-use crate::connection::{Connection, ConnectionError, Endpoint};
+use crate::connection::{Connection, ConnectionError};
+use crate::endpoint::Endpoint;
 use crate::error::{AgentError, one_line};
 use crate::options::Options;
 use procjon::frame::{self, ClientFrame, ErrorCode, MAX_SILENCE_S, ServerFrame};
@@ -32,8 +34,17 @@ pub(crate) struct Silence {
     frame: ClientFrame,
     /// The service id, or `*`.
     service: String,
-    endpoint: Endpoint,
+    endpoints: Vec<Endpoint>,
     tls: Arc<ClientConfig>,
+}
+
+/// One endpoint's answer to a silence or unsilence.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The endpoint, as given.
+    pub(crate) endpoint: String,
+    /// The line that says what was done, or why not.
+    pub(crate) result: Result<String, SilenceError>,
 }
 
 impl Silence {
@@ -72,32 +83,69 @@ impl Silence {
     }
 
     fn new(frame: ClientFrame, service: String, options: &Options) -> Result<Silence, AgentError> {
-        let endpoint = Endpoint::parse(&options.endpoint)?;
+        let endpoints = Endpoint::parse_list(&options.endpoints)?;
         let tls = procjon::tls::client_config(&options.root_cert, &options.cert, &options.key)?;
         Ok(Silence {
             frame,
             service,
-            endpoint,
+            endpoints,
             tls,
         })
     }
 
-    /// Sends the frame and reads procjon's reply, trying again for about
-    /// 10 s while procjon can't be reached. Returns the line that says what
-    /// was done (`silenced web-1 for 1h`).
-    pub(crate) fn send(&self) -> Result<String, SilenceError> {
+    /// Sends the frame to every endpoint at once and returns their
+    /// answers, in the order of the list, once the last has answered or
+    /// been given up on (about 10 s at most).
+    pub(crate) fn send(&self) -> Vec<Answer> {
+        let answer = |endpoint: &Endpoint| Answer {
+            endpoint: endpoint.to_string(),
+            result: self.send_to(endpoint),
+        };
+        if let [endpoint] = self.endpoints.as_slice() {
+            return vec![answer(endpoint)];
+        }
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = self
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, endpoint)| {
+                    std::thread::Builder::new()
+                        .name(format!("{}-{}", self.what(), i + 1))
+                        .spawn_scoped(scope, move || answer(endpoint))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .zip(&self.endpoints)
+                .map(|(thread, endpoint)| match thread {
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    // No thread to spare: ask this one in turn.
+                    Err(_) => answer(endpoint),
+                })
+                .collect()
+        })
+    }
+
+    /// Sends the frame to `endpoint` and reads its reply, trying again for
+    /// about 10 s while it can't be reached. Returns the line that says
+    /// what was done (`silenced web-1 for 1h`).
+    fn send_to(&self, endpoint: &Endpoint) -> Result<String, SilenceError> {
         let started = Instant::now();
         let deadline = started + RETRY_FOR;
         let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         let reply = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let err = match self.exchange(ATTEMPT_TIMEOUT.min(left).max(LAST_ATTEMPT)) {
+            let err = match self.exchange(endpoint, ATTEMPT_TIMEOUT.min(left).max(LAST_ATTEMPT)) {
                 Ok(reply) => break reply,
                 Err(
                     source @ (ConnectionError::CertificateRefused { .. }
                     | ConnectionError::ServerCertificate { .. }),
                 ) => {
                     return Err(SilenceError::Certificate {
+                        endpoint: endpoint.to_string(),
                         what: self.what(),
                         source: Box::new(source),
                     });
@@ -107,7 +155,7 @@ impl Silence {
             let delay = backoff.next_delay();
             if Instant::now() + delay >= deadline {
                 return Err(SilenceError::Unreachable {
-                    endpoint: self.endpoint.to_string(),
+                    endpoint: endpoint.to_string(),
                     what: self.what(),
                     service: self.service.clone(),
                     attempts: backoff.failures(),
@@ -116,8 +164,7 @@ impl Silence {
                 });
             }
             log::warn!(
-                "cannot reach procjon at {}: {err}; retrying in {:.1} s (attempt {})",
-                self.endpoint,
+                "procjon at {endpoint}: cannot reach it: {err}; retrying in {:.1} s (attempt {})",
                 delay.as_secs_f64(),
                 backoff.failures()
             );
@@ -126,7 +173,7 @@ impl Silence {
         match reply {
             ServerFrame::Ok => Ok(self.done()),
             ServerFrame::Error { code, message } => Err(SilenceError::Refused {
-                endpoint: self.endpoint.to_string(),
+                endpoint: endpoint.to_string(),
                 what: self.what(),
                 service: self.service.clone(),
                 code,
@@ -136,9 +183,13 @@ impl Silence {
     }
 
     /// One attempt: connect, send, read the reply.
-    fn exchange(&self, timeout: Duration) -> Result<ServerFrame, ConnectionError> {
-        let mut conn = Connection::open(&self.endpoint, &self.tls, timeout)?;
-        log::debug!("connected to procjon at {}", conn.peer());
+    fn exchange(
+        &self,
+        endpoint: &Endpoint,
+        timeout: Duration,
+    ) -> Result<ServerFrame, ConnectionError> {
+        let mut conn = Connection::open(endpoint, &self.tls, timeout)?;
+        log::debug!("procjon at {endpoint}: connected ({})", conn.peer());
         conn.exchange(&self.frame)
     }
 
@@ -196,6 +247,8 @@ pub(crate) enum SilenceError {
     },
     /// One side refused the other's certificate: trying again won't help.
     Certificate {
+        /// procjon's address.
+        endpoint: String,
         /// `silence` or `unsilence`.
         what: &'static str,
         /// Which certificate, and why.
@@ -247,7 +300,11 @@ impl fmt::Display for SilenceError {
                  {attempts} attempts in {:.1} s",
                 waited.as_secs_f64()
             ),
-            SilenceError::Certificate { what, source } => write!(f, "{what}: {source}"),
+            SilenceError::Certificate {
+                endpoint,
+                what,
+                source,
+            } => write!(f, "{what} at {endpoint}: {source}"),
         }
     }
 }

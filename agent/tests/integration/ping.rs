@@ -8,9 +8,10 @@ fn ping_agent_makes_the_service_available() {
     let scene = Scene::new();
     let mut agent = scene.agent("web-1").args(["ping"]).start();
     scene.procjon.stdout.expect_line("web-1 is available");
-    agent
-        .stderr
-        .expect_containing("registered web-1 with procjon");
+    agent.stderr.expect_containing(&format!(
+        "procjon at {}: registered web-1",
+        scene.procjon.endpoint()
+    ));
     agent.kill();
     let line = scene
         .procjon

@@ -61,7 +61,9 @@ fn the_last_report_waits_for_procjon_to_come_back() {
     // procjon goes away before the job ends, and comes back 5 s after.
     daemon.kill();
     let stopped = Instant::now();
-    agent.stderr.expect_containing("cannot report to procjon");
+    agent
+        .stderr
+        .expect_containing(&format!("procjon at {endpoint}: cannot report: "));
     std::thread::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed()));
     let daemon = procjon(&dir).endpoint(endpoint).start();
     daemon

@@ -1,6 +1,6 @@
 //! The daemon's `/api/services/ID`, read with ureq (with timeouts) into
 //! procjon's own `ServiceStatus`, for tests that check what an agent's
-//! pings left there (a detail, perfdata).
+//! pings left there (a detail, perfdata, how long ago the last came).
 
 use super::WAIT;
 use procjon::api::ServiceStatus;
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// `GET /api/services/ID`: the service, or `None` while it isn't registered.
-fn service(http: SocketAddr, id: &str) -> Option<ServiceStatus> {
+pub fn service(http: SocketAddr, id: &str) -> Option<ServiceStatus> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)

@@ -1,6 +1,7 @@
 //! A test's world: a temp dir with certificates and a procjon serving from
-//! it (with or without its HTTP status endpoint), and agents pointed at it
-//! with short timings.
+//! it (with or without its HTTP status endpoint, posting to stdout or to a
+//! webhook), further procjons trusting the same CA (the other half of an
+//! HA pair), and agents pointed at it with short timings.
 
 use super::{AgentCommand, TempDir};
 use std::path::Path;
@@ -28,10 +29,32 @@ impl Scene {
         Scene::start(procjon_with_http)
     }
 
-    fn start(daemon: fn(&TempDir) -> Builder) -> Scene {
+    /// Like [`Scene::with_http`], with procjon posting to the webhook at
+    /// `url` (a [`test_support::FakeSlack`]'s) instead of its stdout.
+    pub fn with_webhook(url: &str) -> Scene {
+        Scene::start(|dir| procjon_with_http(dir).webhook(url))
+    }
+
+    fn start(daemon: impl FnOnce(&TempDir) -> Builder) -> Scene {
         let dir = TempDir::new().with_certs();
         let procjon = daemon(&dir).start();
         Scene { procjon, dir }
+    }
+
+    /// Another procjon for this scene's agents, as an HA pair's second
+    /// daemon: a dir and state file of its own, this scene's certificates
+    /// (so the same agent certificate is trusted), notifications on its
+    /// stdout and its HTTP status endpoint on a port of its own.
+    pub fn peer(&self) -> Peer {
+        self.peer_with(|builder| builder)
+    }
+
+    /// [`Scene::peer`], configured further by `configure` (e.g. to listen
+    /// on a port reserved earlier).
+    pub fn peer_with(&self, configure: impl FnOnce(Builder) -> Builder) -> Peer {
+        let dir = TempDir::new();
+        let procjon = configure(procjon_with_http(&dir).certs(self.dir.join("certs"))).start();
+        Peer { procjon, _dir: dir }
     }
 
     /// An agent for `service` reporting to this procjon with a 2 s timeout
@@ -63,6 +86,14 @@ impl Scene {
         );
         (format!("certs/{name}.pem"), format!("certs/{name}.key"))
     }
+}
+
+/// A further procjon of a [`Scene`] (see [`Scene::peer`]).
+pub struct Peer {
+    /// The daemon (dropped, so killed, before the dir is removed).
+    pub procjon: Daemon,
+    /// Its dir, with its state file: removed after the daemon is killed.
+    _dir: TempDir,
 }
 
 /// procjon serving from `dir` as the agent's tests run it: with the
