@@ -61,6 +61,7 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
         lines,
         last_seen,
         interner,
+        ..
     } = state;
 
     let (store_tx, store_rx) = mpsc::channel();
@@ -88,7 +89,13 @@ pub fn serve(config: Config, signals: Receiver<Signal>) -> Result<(), ConfigErro
     }
     let store_health = Arc::new(StoreHealth::default());
     let live: Arc<dyn LiveState> = registry.clone();
-    let seen = registry.channel_seen();
+    // What the channel last saw of each service, for the Alertmanager
+    // book (only then: with 100,000 services it is a sizeable copy).
+    let seen = if config.alertmanager.is_some() {
+        registry.channel_seen()
+    } else {
+        Vec::new()
+    };
     let sinks_outbox = outbox.clone();
     let writer = Writer::new(
         file,

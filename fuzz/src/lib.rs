@@ -118,7 +118,7 @@ pub fn check_replay(data: &[u8]) {
                     *seq,
                     a.service.clone(),
                     a.text.clone(),
-                    p.delivered_to.clone(),
+                    p.delivered_to_sinks().to_vec(),
                 )
             })
             .collect::<Vec<_>>()

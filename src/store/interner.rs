@@ -20,9 +20,16 @@ pub struct Interner {
     owners: HashSet<Arc<str>>,
     policies: HashSet<Arc<Policy>>,
     subjects: HashSet<Arc<Subject>>,
+    /// The subjects handed out last, looked at before anything is
+    /// allocated: a replay asks for one per announcement, and a deployment
+    /// has few.
+    recent: Vec<Arc<Subject>>,
     /// Set sizes at which unused copies are dropped next.
     prune_at: usize,
 }
+
+/// How many recent subjects are looked at before the set.
+const RECENT: usize = 8;
 
 /// Least set size before unused copies are looked for.
 const PRUNE_FLOOR: usize = 64;
@@ -84,11 +91,24 @@ impl Interner {
         status: &str,
         previous: Option<&str>,
     ) -> Arc<Subject> {
-        self.subject(Subject {
+        let same = |s: &Subject| {
+            s.owner.as_deref() == owner.map(|o| &**o)
+                && s.status.as_deref() == Some(status)
+                && s.previous_status.as_deref() == previous
+        };
+        if let Some(hit) = self.recent.iter().find(|s| same(s)) {
+            return hit.clone();
+        }
+        let subject = self.subject(Subject {
             owner: owner.cloned(),
             status: Some(Arc::from(status)),
             previous_status: previous.map(Arc::from),
-        })
+        });
+        if self.recent.len() == RECENT {
+            self.recent.remove(0);
+        }
+        self.recent.push(subject.clone());
+        subject
     }
 
     /// Replaces `definition`'s status list, owner and policy with the

@@ -554,7 +554,7 @@ pub struct Pending {
     pub announcement: Arc<Announcement>,
     /// The sinks that have it already (usually none: with one sink, an
     /// announcement leaves the outbox when that sink takes it).
-    pub delivered_to: Vec<Arc<str>>,
+    marks: Vec<Arc<str>>,
 }
 
 impl Pending {
@@ -562,21 +562,37 @@ impl Pending {
     pub fn new(announcement: Arc<Announcement>) -> Pending {
         Pending {
             announcement,
-            delivered_to: Vec::new(),
+            marks: Vec::new(),
         }
+    }
+
+    /// The sinks that have it already.
+    pub fn delivered_to_sinks(&self) -> &[Arc<str>] {
+        &self.marks
     }
 
     /// Whether `sink` has it.
     pub fn delivered_to(&self, sink: &str) -> bool {
-        self.delivered_to.iter().any(|s| &**s == sink)
+        self.delivered_to_sinks().iter().any(|s| &**s == sink)
+    }
+
+    /// Notes that `sink` has it; false when it was noted before.
+    pub fn mark(&mut self, sink: Arc<str>) -> bool {
+        if self.delivered_to(&sink) {
+            return false;
+        }
+        self.marks.push(sink);
+        true
     }
 
     /// Its `delivered` records, one per sink that has it.
     fn marks(&self) -> impl Iterator<Item = Record> + '_ {
-        self.delivered_to.iter().map(|sink| Record::Delivered {
-            seq: self.announcement.seq,
-            sink: Some(sink.clone()),
-        })
+        self.delivered_to_sinks()
+            .iter()
+            .map(|sink| Record::Delivered {
+                seq: self.announcement.seq,
+                sink: Some(sink.clone()),
+            })
     }
 }
 
@@ -659,7 +675,7 @@ pub fn compacted_lines<'a>(
 ) -> u64 {
     let mut lines = u64::from(last_seen.is_some());
     for pending in outbox.values() {
-        lines += 1 + pending.delivered_to.len() as u64;
+        lines += 1 + pending.delivered_to_sinks().len() as u64;
     }
     for state in services {
         lines += 1;

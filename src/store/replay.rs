@@ -28,6 +28,11 @@ pub struct State {
     pub last_seen: Option<LastSeen>,
     /// The shared status lists and owners of the definitions.
     pub(crate) interner: Interner,
+    /// While replaying: the outbox as one word per announcement (a file
+    /// may hold 100,000 announcements whose delivery marks come later) and
+    /// the sinks' marks apart; [`State::finish`] makes [`State::outbox`].
+    pending: BTreeMap<u64, Arc<Announcement>>,
+    marks: HashMap<u64, Vec<Arc<str>>>,
 }
 
 impl State {
@@ -70,8 +75,7 @@ impl State {
                     state.announced(&announcement);
                 }
                 if announcement.is_posted() {
-                    self.outbox
-                        .insert(announcement.seq, Pending::new(announcement));
+                    self.pending.insert(announcement.seq, announcement);
                 }
             }
             Record::Silence {
@@ -100,16 +104,19 @@ impl State {
                 }
             }
             Record::Delivered { seq, sink: None } => {
-                self.outbox.remove(&seq);
+                if self.pending.remove(&seq).is_some() {
+                    self.marks.remove(&seq);
+                }
             }
             Record::Delivered {
                 seq,
                 sink: Some(sink),
             } => {
-                if let Some(pending) = self.outbox.get_mut(&seq)
-                    && !pending.delivered_to(&sink)
-                {
-                    pending.delivered_to.push(sink);
+                if self.pending.contains_key(&seq) {
+                    let marks = self.marks.entry(seq).or_default();
+                    if !marks.contains(&sink) {
+                        marks.push(sink);
+                    }
                 }
             }
             Record::Alive { .. } | Record::Stop { .. } => {
@@ -117,6 +124,18 @@ impl State {
             }
         }
         self.lines += 1;
+    }
+
+    /// Makes the outbox from what the replay gathered.
+    fn finish(&mut self) {
+        let mut marks = std::mem::take(&mut self.marks);
+        for (seq, announcement) in std::mem::take(&mut self.pending) {
+            let mut pending = Pending::new(announcement);
+            for sink in marks.remove(&seq).into_iter().flatten() {
+                pending.mark(sink);
+            }
+            self.outbox.insert(seq, pending);
+        }
     }
 
     /// How many lines a compacted file would have.
@@ -144,11 +163,20 @@ fn subject(
 ) -> Option<Arc<Subject>> {
     let mut subject = match (announcement.subject.as_deref(), definition) {
         (Some(subject), _) => subject.clone(),
-        (None, Some(definition)) => Subject {
-            owner: definition.owner.clone(),
-            status: Some(definition.status_name(announcement.status).into()),
-            previous_status: None,
-        },
+        (None, Some(definition)) => {
+            let owned;
+            let status = match usize::try_from(announcement.status)
+                .ok()
+                .and_then(|i| definition.statuses.get(i))
+            {
+                Some(name) => name.as_str(),
+                None => {
+                    owned = definition.status_name(announcement.status);
+                    &owned
+                }
+            };
+            return Some(interner.subject_of(definition.owner.as_ref(), status, None));
+        }
         (None, None) => return None,
     };
     if let Some(owner) = &subject.owner {
@@ -242,6 +270,7 @@ fn replay_from(path: &Path, mut input: impl BufRead) -> Result<Replay, StoreErro
         }
         offset += read as u64;
     }
+    state.finish();
     Ok(Replay {
         state,
         good_len: offset,
@@ -635,12 +664,14 @@ mod tests {
         for record in &records {
             state.apply(record.clone());
         }
+        state.finish();
         let compacted = state.compacted();
         assert_eq!(compacted.len() as u64, state.live_lines());
         let mut again = State::default();
         for record in compacted {
             again.apply(record);
         }
+        again.finish();
         assert_eq!(again.services, state.services);
         assert_eq!(again.outbox, state.outbox);
         assert_eq!(again.next_seq, state.next_seq);
@@ -665,7 +696,7 @@ mod tests {
         let marks: Vec<(u64, Vec<&str>)> = state
             .outbox
             .iter()
-            .map(|(seq, p)| (*seq, p.delivered_to.iter().map(|s| &**s).collect()))
+            .map(|(seq, p)| (*seq, p.delivered_to_sinks().iter().map(|s| &**s).collect()))
             .collect();
         assert_eq!(
             marks,
@@ -698,7 +729,7 @@ mod tests {
                         a.seq,
                         a.text.clone(),
                         a.subject.clone(),
-                        p.delivered_to.clone(),
+                        p.delivered_to_sinks().to_vec(),
                     )
                 })
                 .collect::<Vec<_>>()

@@ -297,10 +297,9 @@ impl Writer {
             let Some(pending) = self.outbox.get_mut(&seq) else {
                 continue;
             };
-            if pending.delivered_to(sink) {
+            if !pending.mark(sink.clone()) {
                 continue;
             }
-            pending.delivered_to.push(sink.clone());
             if SinkMarks::all_have(&self.sinks, pending) {
                 self.outbox.remove(&seq);
                 records.push(Record::Delivered { seq, sink: None });
@@ -327,7 +326,7 @@ impl Writer {
         let outbox_lines: u64 = self
             .outbox
             .values()
-            .map(|p| 1 + p.delivered_to.len() as u64)
+            .map(|p| 1 + p.delivered_to_sinks().len() as u64)
             .sum();
         let threshold = compaction_threshold(live.live_lines() + outbox_lines);
         if self.lines > threshold {

@@ -363,7 +363,7 @@ fn a_failing_json_sink_delays_nothing_on_slack_and_a_restart_resends_only_what_i
                 && state
                     .outbox
                     .values()
-                    .all(|p| p.delivered_to.iter().map(|s| &**s).eq(["slack"]))
+                    .all(|p| p.delivered_to_sinks().iter().map(|s| &**s).eq(["slack"]))
         },
     );
     let text = std::fs::read_to_string(&daemon.state).unwrap();
