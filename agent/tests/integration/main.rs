@@ -11,6 +11,7 @@ mod config_errors;
 mod elasticsearch;
 mod endpoints;
 mod exec;
+mod ha;
 mod ping;
 mod process;
 mod restart;

@@ -18,7 +18,7 @@ pub use agent::{AgentCommand, Finished, RunningAgent};
 pub use api::{service, wait_for_service};
 pub use fake_es::{FakeEs, Health};
 pub use plugins::check_dummy;
-pub use scene::{Peer, Scene, procjon};
+pub use scene::{Peer, Scene, procjon, procjon_with_http};
 pub use sleeper::Sleeper;
 pub use test_support::{FakeSlack, Lines, TempDir, WAIT, wait_for};
 

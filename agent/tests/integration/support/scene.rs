@@ -35,7 +35,9 @@ impl Scene {
         Scene::start(|dir| procjon_with_http(dir).webhook(url))
     }
 
-    fn start(daemon: impl FnOnce(&TempDir) -> Builder) -> Scene {
+    /// A scene whose procjon `daemon` configures (from
+    /// [`procjon_with_http`], say).
+    pub fn start(daemon: impl FnOnce(&TempDir) -> Builder) -> Scene {
         let dir = TempDir::new().with_certs();
         let procjon = daemon(&dir).start();
         Scene { procjon, dir }
